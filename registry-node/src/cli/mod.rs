@@ -1,0 +1,46 @@
+//! Command line: Go-style flags normalised by [`goflags`], then parsed with clap.
+//! `registry-node agent ...` runs the agent; every other subcommand is an HTTP
+//! client of a running agent (see `crate::command`).
+
+pub mod goflags;
+
+use clap::{Parser, Subcommand};
+
+use crate::command;
+use crate::config::AgentArgs;
+
+/// `registry-node` command line.
+#[derive(Debug, Parser)]
+#[command(name = "registry-node", version, about = "Consul-compatible service registry", disable_help_subcommand = true)]
+pub struct Cli {
+    /// The subcommand.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Subcommands, named as Consul's.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run an agent (server or client).
+    Agent(Box<AgentArgs>),
+    /// List the members of the cluster.
+    Members(command::members::MembersArgs),
+    /// Show debugging information about the agent.
+    Info(command::info::InfoArgs),
+    /// Tell the agent to join a cluster.
+    Join(command::join::JoinArgs),
+    /// Gracefully leave the cluster and shut the agent down.
+    Leave(command::leave::LeaveArgs),
+    /// Interact with the key-value store.
+    Kv(command::kv::KvArgs),
+    /// Interact with the catalog.
+    Catalog(command::catalog::CatalogArgs),
+    /// Register or deregister services with the local agent.
+    Services(command::services::ServicesArgs),
+    /// Trigger a reload of the agent's configuration files.
+    Reload(command::reload::ReloadArgs),
+    /// Print the version.
+    Version(command::version::VersionArgs),
+    /// Validate configuration files.
+    Validate(command::validate::ValidateArgs),
+}

@@ -1,0 +1,33 @@
+//! One module per subcommand. Every subcommand except `agent` and `validate` is a
+//! thin client of the HTTP API through `registry_api::client`.
+
+pub mod agent;
+pub mod catalog;
+pub mod info;
+pub mod join;
+pub mod kv;
+pub mod leave;
+pub mod members;
+pub mod reload;
+pub mod services;
+pub mod validate;
+pub mod version;
+
+use crate::cli::Command;
+
+/// Runs a parsed command and returns the process exit code.
+pub async fn run(command: Command) -> anyhow::Result<i32> {
+    match command {
+        Command::Agent(args) => agent::run(*args).await,
+        Command::Members(args) => members::run(args).await,
+        Command::Info(args) => info::run(args).await,
+        Command::Join(args) => join::run(args).await,
+        Command::Leave(args) => leave::run(args).await,
+        Command::Kv(args) => kv::run(args).await,
+        Command::Catalog(args) => catalog::run(args).await,
+        Command::Services(args) => services::run(args).await,
+        Command::Reload(args) => reload::run(args).await,
+        Command::Version(args) => version::run(args).await,
+        Command::Validate(args) => validate::run(args).await,
+    }
+}

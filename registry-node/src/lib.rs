@@ -1,0 +1,14 @@
+//! Registry node: a Consul-compatible agent (server or client) and its CLI.
+//!
+//! # Layout
+//! - [`cli`]: command line (Go-style flags) and [`command`]: one module per subcommand.
+//! - [`config`]: agent configuration from flags, JSON and HCL files.
+//! - [`state`]: the pure replicated state machine (KV, catalog, sessions).
+//! - [`raft`]: openraft adaptors: durable log, state machine, network seam.
+//! - [`watch`]: fine-grained notification of blocking queries.
+//! - [`http`]: the Consul HTTP API v1.
+//! - [`agent`]: wires the subsystems together and owns shutdown.
+
+pub mod cli;
+pub mod command;
+pub mod config;
