@@ -12,3 +12,4 @@
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod filter;

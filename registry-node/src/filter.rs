@@ -1,0 +1,1 @@
+//! bexpr-style `?filter=` expressions.
