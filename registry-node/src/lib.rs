@@ -13,3 +13,4 @@ pub mod cli;
 pub mod command;
 pub mod config;
 pub mod filter;
+pub mod state;
