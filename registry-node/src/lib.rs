@@ -14,3 +14,9 @@ pub mod command;
 pub mod config;
 pub mod filter;
 pub mod state;
+pub mod watch;
+pub mod raft;
+pub mod http;
+pub mod agent;
+#[cfg(any(test, feature = "test-util"))]
+pub mod testing;

@@ -40,6 +40,8 @@ enum Op {
     Truncate(u64),
     Purge(u64, Vec<u8>),
     Meta(&'static str, Vec<u8>, Option<oneshot::Sender<io::Result<()>>>),
+    /// Stop after this batch and release the database file.
+    Close(std::sync::mpsc::Sender<()>),
 }
 
 /// The Raft log storage.
@@ -62,7 +64,13 @@ impl LogStore {
 
     /// Opens (or creates) the durable log at `path` and loads it.
     pub fn open(path: &Path) -> Result<Self, io::Error> {
-        let db = Database::create(path).map_err(io_err)?;
+        let db = Database::create(path).map_err(|e| match e {
+            redb::DatabaseError::DatabaseAlreadyOpen => io::Error::other(format!(
+                "{} is in use by another agent; each agent needs its own -data-dir",
+                path.display()
+            )),
+            other => io_err(other),
+        })?;
         let mut inner = LogInner::default();
         {
             let txn = db.begin_write().map_err(io_err)?;
@@ -92,6 +100,16 @@ impl LogStore {
         let (tx, rx) = mpsc::channel();
         std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || writer_loop(db, rx))?;
         Ok(LogStore { inner: Arc::new(Mutex::new(inner)), writer: Some(tx) })
+    }
+
+    /// Flushes what is queued, stops the writer and releases the database file,
+    /// so the same data dir can be opened again in this process.
+    pub async fn close(&self) {
+        let Some(writer) = &self.writer else { return };
+        let (tx, rx) = mpsc::channel();
+        if writer.send(Op::Close(tx)).is_ok() {
+            let _ = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(10))).await;
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
@@ -128,6 +146,7 @@ impl LogStore {
 
 /// Applies queued writes in batches, one fsync per batch.
 fn writer_loop(db: Database, rx: mpsc::Receiver<Op>) {
+    let mut closed = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
         while let Ok(op) = rx.try_recv() {
@@ -144,9 +163,17 @@ fn writer_loop(db: Database, rx: mpsc::Receiver<Op>) {
                 Op::Meta(_, _, Some(tx)) => {
                     let _ = tx.send(outcome);
                 }
+                Op::Close(done) => closed = Some(done),
                 _ => {}
             }
         }
+        if closed.is_some() {
+            break;
+        }
+    }
+    drop(db);
+    if let Some(done) = closed {
+        let _ = done.send(());
     }
 }
 
@@ -171,6 +198,7 @@ fn write_batch(db: &Database, batch: &[Op]) -> Result<(), Box<dyn std::error::Er
                 Op::Meta(key, bytes, _) => {
                     meta.insert(*key, bytes.as_slice())?;
                 }
+                Op::Close(_) => {}
             }
         }
     }

@@ -92,6 +92,8 @@ pub struct RaftNode {
     pub raft: Raft<TypeConfig>,
     /// The applied state and its notifier.
     pub shared: Arc<Shared>,
+    /// The log, kept to close it on shutdown.
+    log: log_store::LogStore,
 }
 
 /// The Raft ID of a node UUID: its first 8 bytes (UUIDs are random, collisions improbable).
@@ -122,7 +124,7 @@ impl RaftNode {
             None => (log_store::LogStore::in_memory(), None),
         };
         let sm = state_machine::StateMachine::open(shared.clone(), snapshot_dir)?;
-        let raft = Raft::new(id, config, network::Network, log_store, sm).await?;
+        let raft = Raft::new(id, config, network::Network, log_store.clone(), sm).await?;
         if opts.bootstrap {
             let members = BTreeMap::from([(id, BasicNode { addr: opts.addr.clone() })]);
             match raft.initialize(members).await {
@@ -133,7 +135,7 @@ impl RaftNode {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(RaftNode { id, raft, shared })
+        Ok(RaftNode { id, raft, shared, log: log_store })
     }
 
     /// Proposes a write and waits until it is committed and applied.
@@ -166,10 +168,11 @@ impl RaftNode {
         self.raft.ensure_linearizable().await.map(|_| ()).map_err(|_| WriteError::NoLeader)
     }
 
-    /// Stops Raft.
+    /// Stops Raft and closes the log (everything acknowledged is already on disk).
     pub async fn shutdown(&self) {
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        self.log.close().await;
     }
 }

@@ -1,0 +1,597 @@
+//! The agent: wires Raft, the local service/check state, events and the HTTP
+//! API together, runs the leader's duties and owns shutdown.
+//!
+//! Every write goes through [`Agent::write`], the one place the cluster issue
+//! extends with forwarding to the leader.
+
+pub mod events;
+pub mod local;
+pub mod tasks;
+
+use std::collections::{BTreeMap, HashMap};
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use registry_api::{
+    AgentServiceRegistration, CatalogDeregistration, CatalogRegistration, CheckDefinition, HealthCheck, NodeService,
+    CRITICAL, MAINTENANCE, NODE_MAINT_CHECK_ID, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME, SERVICE_MAINT_PREFIX, WARNING,
+};
+use tokio::net::TcpListener;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use crate::raft::{RaftNode, RaftOptions, WriteError, node_id_from_uuid};
+use crate::state::{Command, Request, Response};
+use events::EventLog;
+use local::{LocalCheck, LocalService, LocalState};
+
+/// Errors of agent operations; the HTTP layer maps each to Consul's status code.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Bad input (400).
+    #[error("{0}")]
+    BadRequest(String),
+    /// Unknown resource (404).
+    #[error("{0}")]
+    NotFound(String),
+    /// No leader to take the write (500).
+    #[error("No cluster leader")]
+    NoLeader,
+    /// The state machine refused the write, or Raft failed (500).
+    #[error("{0}")]
+    Rpc(String),
+}
+
+impl From<WriteError> for Error {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::NoLeader => Error::NoLeader,
+            WriteError::Fatal(m) => Error::Rpc(m),
+        }
+    }
+}
+
+/// Everything the agent needs, resolved from flags and config files.
+#[derive(Debug, Clone)]
+pub struct AgentOptions {
+    /// Node name.
+    pub node_name: String,
+    /// Node UUID.
+    pub node_id: String,
+    /// Datacenter.
+    pub datacenter: String,
+    /// Address advertised to the cluster.
+    pub advertise_addr: IpAddr,
+    /// Run as a server (Raft voter).
+    pub server: bool,
+    /// Self-elect when no Raft state exists (`-bootstrap`, `-bootstrap-expect=1`, `-dev`).
+    pub bootstrap: bool,
+    /// `-bootstrap-expect` (for `info`).
+    pub bootstrap_expect: u32,
+    /// Data directory; `None` keeps everything in memory (`-dev`).
+    pub data_dir: Option<PathBuf>,
+    /// Server RPC port (advertised in `consul` service and Raft addresses).
+    pub server_port: u16,
+    /// Serf LAN port (advertised in members).
+    pub serf_lan_port: u16,
+    /// Node metadata.
+    pub node_meta: BTreeMap<String, String>,
+    /// Largest KV value (`limits.kv_max_value_size`).
+    pub kv_max_value_size: usize,
+    /// Largest transaction body (`limits.txn_max_req_len`).
+    pub txn_max_req_len: usize,
+    /// Default blocking wait.
+    pub default_query_time: Duration,
+    /// Longest blocking wait.
+    pub max_query_time: Duration,
+    /// Shortest session TTL accepted.
+    pub session_ttl_min: Duration,
+    /// Serve the web UI under `/ui/`.
+    pub ui: bool,
+    /// Raft timing.
+    pub raft_heartbeat: Duration,
+    /// Raft election timeout range.
+    pub raft_election: (Duration, Duration),
+    /// Snapshot after this many entries.
+    pub raft_snapshot_threshold: u64,
+    /// Entries kept after a snapshot.
+    pub raft_trailing_logs: u64,
+    /// Services from config files.
+    pub services: Vec<AgentServiceRegistration>,
+    /// Node checks from config files.
+    pub checks: Vec<CheckDefinition>,
+    /// Free-form effective configuration for `/v1/agent/self` `DebugConfig`.
+    pub debug_config: serde_json::Value,
+}
+
+impl AgentOptions {
+    /// A dev-mode single server on loopback with fast timers, for tests.
+    pub fn for_test() -> Self {
+        AgentOptions {
+            node_name: format!("node-{}", &uuid::Uuid::new_v4().simple().to_string()[..8]),
+            node_id: uuid::Uuid::new_v4().to_string(),
+            datacenter: "dc1".into(),
+            advertise_addr: IpAddr::from([127, 0, 0, 1]),
+            server: true,
+            bootstrap: true,
+            bootstrap_expect: 0,
+            data_dir: None,
+            server_port: 8300,
+            serf_lan_port: 8301,
+            node_meta: BTreeMap::new(),
+            kv_max_value_size: 512 * 1024,
+            txn_max_req_len: 512 * 1024,
+            default_query_time: Duration::from_secs(300),
+            max_query_time: Duration::from_secs(600),
+            session_ttl_min: Duration::from_secs(1),
+            ui: true,
+            raft_heartbeat: Duration::from_millis(50),
+            raft_election: (Duration::from_millis(150), Duration::from_millis(300)),
+            raft_snapshot_threshold: 16384,
+            raft_trailing_logs: 10000,
+            services: Vec::new(),
+            checks: Vec::new(),
+            debug_config: serde_json::Value::Null,
+        }
+    }
+}
+
+/// The running agent, shared by the HTTP handlers and background tasks.
+pub struct Agent {
+    /// Resolved options.
+    pub opts: AgentOptions,
+    /// Raft and the replicated state.
+    pub raft: RaftNode,
+    /// Services and checks owned by this agent.
+    pub local: Mutex<LocalState>,
+    /// User events seen here.
+    pub events: EventLog,
+    /// Session ID → expiry deadline; kept by the leader only.
+    pub session_deadlines: Mutex<HashMap<String, Instant>>,
+    /// Cancelled to stop the agent (leave, signal, test shutdown).
+    pub token: CancellationToken,
+    /// When the agent started.
+    pub started: std::time::Instant,
+    /// Re-reads the configuration files (set by the `agent` command).
+    pub reloader: Mutex<Option<Reloader>>,
+}
+
+/// Produces fresh options from the configuration files, for reload.
+pub type Reloader = Arc<dyn Fn() -> anyhow::Result<AgentOptions> + Send + Sync>;
+
+/// Handle to a started agent.
+pub struct AgentHandle {
+    /// The agent.
+    pub agent: Arc<Agent>,
+    /// Where the HTTP API listens.
+    pub http_addr: SocketAddr,
+    tracker: TaskTracker,
+}
+
+impl AgentHandle {
+    /// Stops accepting, stops Raft, waits for the tasks (bounded).
+    pub async fn shutdown(self) {
+        self.agent.token.cancel();
+        self.wait().await;
+    }
+
+    /// Waits until the agent stopped (after a leave or a cancelled token).
+    pub async fn wait(self) {
+        self.agent.token.cancelled().await;
+        self.tracker.close();
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
+            tracing::warn!("tasks did not stop within 10s");
+        }
+        self.agent.raft.shutdown().await;
+        tracing::info!("agent stopped");
+    }
+}
+
+/// Milliseconds since the epoch (stamped on every Raft write).
+pub fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+impl Agent {
+    /// Starts Raft, the HTTP API on the given listener, and the background tasks.
+    pub async fn start(opts: AgentOptions, http: TcpListener, token: CancellationToken) -> anyhow::Result<AgentHandle> {
+        let http_addr = http.local_addr()?;
+        let raft_opts = RaftOptions {
+            dir: opts.data_dir.as_ref().map(|d| d.join("raft")),
+            addr: SocketAddr::new(opts.advertise_addr, opts.server_port).to_string(),
+            bootstrap: opts.bootstrap,
+            heartbeat: opts.raft_heartbeat,
+            election: opts.raft_election,
+            snapshot_threshold: opts.raft_snapshot_threshold,
+            trailing_logs: opts.raft_trailing_logs,
+        };
+        let raft = RaftNode::start(node_id_from_uuid(&opts.node_id), raft_opts).await?;
+        let agent = Arc::new(Agent {
+            opts,
+            raft,
+            local: Mutex::new(LocalState::default()),
+            events: EventLog::default(),
+            session_deadlines: Mutex::new(HashMap::new()),
+            token,
+            started: std::time::Instant::now(),
+            reloader: Mutex::new(None),
+        });
+        agent.load_config_definitions()?;
+        let tracker = TaskTracker::new();
+        tracker.spawn(crate::http::serve(http, agent.clone()));
+        tasks::spawn_all(&agent, &tracker);
+        tracing::info!(addr = %http_addr, node = %agent.opts.node_name, "started HTTP server");
+        Ok(AgentHandle { agent, http_addr, tracker })
+    }
+
+    fn load_config_definitions(&self) -> anyhow::Result<()> {
+        for reg in self.opts.services.clone() {
+            self.add_service_locally(&reg, false, true).map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
+        }
+        for def in self.opts.checks.clone() {
+            self.add_check_locally(&def, true).map_err(|e| anyhow::anyhow!("check {:?}: {e}", def.name))?;
+        }
+        Ok(())
+    }
+
+    /// Proposes a write through Raft and maps refusals to errors.
+    pub async fn write(&self, cmd: Command) -> Result<Response, Error> {
+        match self.raft.write(Request { now_ms: now_ms(), cmd }).await? {
+            Response::Error(e) => Err(Error::Rpc(e)),
+            other => Ok(other),
+        }
+    }
+
+    /// The registration of this node itself (node entry only).
+    pub fn node_registration(&self) -> CatalogRegistration {
+        let addr = self.opts.advertise_addr.to_string();
+        let mut tagged = BTreeMap::new();
+        tagged.insert("lan".to_string(), addr.clone());
+        tagged.insert(if self.opts.advertise_addr.is_ipv4() { "lan_ipv4" } else { "lan_ipv6" }.to_string(), addr.clone());
+        tagged.insert("wan".to_string(), addr.clone());
+        tagged.insert(if self.opts.advertise_addr.is_ipv4() { "wan_ipv4" } else { "wan_ipv6" }.to_string(), addr.clone());
+        let mut meta = self.opts.node_meta.clone();
+        meta.insert("consul-network-segment".into(), String::new());
+        meta.insert("consul-version".into(), registry_api::CONSUL_COMPAT_VERSION.into());
+        CatalogRegistration {
+            id: self.opts.node_id.clone(),
+            node: self.opts.node_name.clone(),
+            address: addr,
+            datacenter: self.opts.datacenter.clone(),
+            tagged_addresses: tagged,
+            node_meta: meta,
+            ..Default::default()
+        }
+    }
+
+    /// Registers this node, its `serfHealth` check and (on servers) the `consul` service.
+    pub async fn register_self(&self) -> Result<(), Error> {
+        let mut reg = self.node_registration();
+        reg.checks.push(HealthCheck {
+            node: self.opts.node_name.clone(),
+            check_id: SERF_CHECK_ID.into(),
+            name: SERF_CHECK_NAME.into(),
+            status: PASSING.into(),
+            output: "Agent alive and reachable".into(),
+            ..Default::default()
+        });
+        if self.opts.server {
+            let mut meta = BTreeMap::new();
+            meta.insert("raft_version".to_string(), "3".to_string());
+            meta.insert("serf_protocol_current".to_string(), "2".to_string());
+            meta.insert("serf_protocol_max".to_string(), "5".to_string());
+            meta.insert("serf_protocol_min".to_string(), "1".to_string());
+            meta.insert("version".to_string(), registry_api::CONSUL_COMPAT_VERSION.to_string());
+            meta.insert("non_voter".to_string(), "false".to_string());
+            meta.insert("read_replica".to_string(), "false".to_string());
+            reg.service = Some(NodeService {
+                id: "consul".into(),
+                service: "consul".into(),
+                port: self.opts.server_port,
+                meta,
+                ..Default::default()
+            });
+        }
+        self.write(Command::Register(Box::new(reg))).await.map(|_| ())
+    }
+
+    /// Re-reads the configuration and applies its service and check definitions:
+    /// file-defined entries are added, changed or removed; API-registered ones stay.
+    /// A broken configuration changes nothing.
+    pub async fn reload(&self) -> anyhow::Result<()> {
+        let reloader = self.reloader.lock().expect("reloader lock").clone();
+        let Some(reloader) = reloader else {
+            anyhow::bail!("no configuration files to reload");
+        };
+        let new = reloader()?;
+        // Validate everything before touching the running state.
+        for reg in &new.services {
+            local::service_from_registration(reg).map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
+            local::service_checks(reg, &self.opts.node_name).map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
+        }
+        for def in &new.checks {
+            if def.service_id.is_empty() {
+                local::check_from_definition(def, &self.opts.node_name, None)
+                    .map_err(|e| anyhow::anyhow!("check {:?}: {e}", def.name))?;
+            }
+        }
+        {
+            let mut local = self.local.lock().expect("local lock");
+            local.services.retain(|_, s| !s.from_config);
+            let services: Vec<String> = local.services.keys().cloned().collect();
+            local.checks.retain(|_, c| !c.from_config && (c.check.service_id.is_empty() || services.contains(&c.check.service_id)));
+        }
+        for reg in &new.services {
+            self.add_service_locally(reg, false, true)?;
+        }
+        for def in &new.checks {
+            self.add_check_locally(def, true)?;
+        }
+        tracing::info!(services = new.services.len(), checks = new.checks.len(), "configuration reloaded");
+        self.sync_all().await?;
+        Ok(())
+    }
+
+    // ----- local services and checks -------------------------------------------------------
+
+    fn add_service_locally(
+        &self,
+        reg: &AgentServiceRegistration,
+        replace_existing_checks: bool,
+        from_config: bool,
+    ) -> Result<String, Error> {
+        let service = local::service_from_registration(reg).map_err(Error::BadRequest)?;
+        let checks = local::service_checks(reg, &self.opts.node_name).map_err(Error::BadRequest)?;
+        let id = service.id.clone();
+        let mut local = self.local.lock().expect("local lock");
+        if replace_existing_checks {
+            local.checks.retain(|_, c| c.check.service_id != id);
+        }
+        local.services.insert(id.clone(), LocalService { service, from_config });
+        for (check, definition) in checks {
+            let ttl_deadline = definition.ttl.map(|ttl| Instant::now() + ttl.get());
+            let prev = local.checks.get(&check.check_id).map(|c| (c.check.status.clone(), c.check.output.clone()));
+            let mut check = check;
+            // Re-registering keeps the current status unless an initial status was given.
+            if let (Some((status, output)), true) = (prev, definition.status.is_empty()) {
+                check.status = status;
+                check.output = output;
+            }
+            local.checks.insert(check.check_id.clone(), LocalCheck { check, definition, ttl_deadline, from_config });
+        }
+        Ok(id)
+    }
+
+    fn add_check_locally(&self, def: &CheckDefinition, from_config: bool) -> Result<String, Error> {
+        let mut local = self.local.lock().expect("local lock");
+        let service = if def.service_id.is_empty() {
+            None
+        } else {
+            Some(
+                local
+                    .services
+                    .get(&def.service_id)
+                    .map(|s| s.service.clone())
+                    .ok_or_else(|| Error::BadRequest(format!("ServiceID \"{}\" does not exist", def.service_id)))?,
+            )
+        };
+        let check = local::check_from_definition(def, &self.opts.node_name, service.as_ref()).map_err(Error::BadRequest)?;
+        let id = check.check_id.clone();
+        let ttl_deadline = def.ttl.map(|ttl| Instant::now() + ttl.get());
+        local.checks.insert(id.clone(), LocalCheck { check, definition: def.clone(), ttl_deadline, from_config });
+        Ok(id)
+    }
+
+    /// `PUT /v1/agent/service/register`.
+    pub async fn register_service(&self, reg: &AgentServiceRegistration, replace_existing_checks: bool) -> Result<(), Error> {
+        let id = self.add_service_locally(reg, replace_existing_checks, false)?;
+        self.sync_service(&id).await
+    }
+
+    /// `PUT /v1/agent/service/deregister/:id`.
+    pub async fn deregister_service(&self, id: &str) -> Result<(), Error> {
+        {
+            let mut local = self.local.lock().expect("local lock");
+            if local.services.remove(id).is_none() {
+                return Err(Error::NotFound(format!(
+                    "Unknown service ID \"{id}\". Ensure that the service ID is passed, not the service name."
+                )));
+            }
+            local.checks.retain(|_, c| c.check.service_id != id);
+        }
+        let dereg = CatalogDeregistration { node: self.opts.node_name.clone(), service_id: id.into(), ..Default::default() };
+        self.write(Command::Deregister(dereg)).await.map(|_| ())
+    }
+
+    /// `PUT /v1/agent/check/register`.
+    pub async fn register_check(&self, def: &CheckDefinition) -> Result<(), Error> {
+        let id = self.add_check_locally(def, false)?;
+        self.sync_check(&id).await
+    }
+
+    /// `PUT /v1/agent/check/deregister/:id`.
+    pub async fn deregister_check(&self, id: &str) -> Result<(), Error> {
+        if self.local.lock().expect("local lock").checks.remove(id).is_none() {
+            return Err(Error::NotFound(format!(
+                "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
+            )));
+        }
+        let dereg = CatalogDeregistration { node: self.opts.node_name.clone(), check_id: id.into(), ..Default::default() };
+        self.write(Command::Deregister(dereg)).await.map(|_| ())
+    }
+
+    /// `PUT /v1/agent/check/{pass,warn,fail,update}/:id`: TTL checks only.
+    pub async fn update_ttl(&self, id: &str, status: &str, output: &str) -> Result<(), Error> {
+        if ![PASSING, WARNING, CRITICAL].contains(&status) {
+            return Err(Error::BadRequest(format!("Invalid status \"{status}\"")));
+        }
+        {
+            let mut local = self.local.lock().expect("local lock");
+            let check = local.checks.get_mut(id).ok_or_else(|| {
+                Error::NotFound(format!("Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."))
+            })?;
+            let Some(ttl) = check.definition.ttl else {
+                return Err(Error::BadRequest(format!("CheckID \"{id}\" does not have associated TTL")));
+            };
+            check.ttl_deadline = Some(Instant::now() + ttl.get());
+            check.check.status = status.to_string();
+            check.check.output = output.to_string();
+        }
+        self.sync_check(id).await
+    }
+
+    /// Marks an expired TTL check critical (called by the TTL task).
+    pub(crate) async fn expire_ttl(&self, id: &str) {
+        {
+            let mut local = self.local.lock().expect("local lock");
+            let Some(check) = local.checks.get_mut(id) else { return };
+            check.ttl_deadline = None;
+            check.check.status = CRITICAL.into();
+            check.check.output = "TTL expired".into();
+        }
+        tracing::warn!(check = %id, "check TTL expired");
+        if let Err(e) = self.sync_check(id).await {
+            tracing::warn!(check = %id, error = %e, "failed to sync expired TTL check");
+        }
+    }
+
+    /// `PUT /v1/agent/maintenance` and `/v1/agent/service/maintenance/:id`.
+    pub async fn set_maintenance(&self, service_id: Option<&str>, enable: bool, reason: &str) -> Result<(), Error> {
+        let (check_id, name, service) = match service_id {
+            None => (NODE_MAINT_CHECK_ID.to_string(), "Node Maintenance Mode", None),
+            Some(id) => {
+                let svc = self.local.lock().expect("local lock").services.get(id).map(|s| s.service.clone());
+                let svc = svc.ok_or_else(|| Error::NotFound(format!("No service registered with ID \"{id}\"")))?;
+                (format!("{SERVICE_MAINT_PREFIX}{id}"), "Service Maintenance Mode", Some(svc))
+            }
+        };
+        if !enable {
+            let existed = self.local.lock().expect("local lock").checks.remove(&check_id).is_some();
+            if existed {
+                let dereg = CatalogDeregistration { node: self.opts.node_name.clone(), check_id, ..Default::default() };
+                self.write(Command::Deregister(dereg)).await?;
+            }
+            return Ok(());
+        }
+        let notes = if reason.is_empty() {
+            "Maintenance mode is enabled for this node, but no reason was provided. This is a default message.".to_string()
+        } else {
+            reason.to_string()
+        };
+        let check = HealthCheck {
+            node: self.opts.node_name.clone(),
+            check_id: check_id.clone(),
+            name: name.into(),
+            status: CRITICAL.into(),
+            notes,
+            service_id: service.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
+            service_name: service.as_ref().map(|s| s.service.clone()).unwrap_or_default(),
+            service_tags: service.as_ref().map(|s| s.tags.clone()).unwrap_or_default(),
+            definition: serde_json::json!({}),
+            ..Default::default()
+        };
+        let definition = CheckDefinition { name: name.into(), ..Default::default() };
+        self.local
+            .lock()
+            .expect("local lock")
+            .checks
+            .insert(check_id.clone(), LocalCheck { check, definition, ttl_deadline: None, from_config: false });
+        self.sync_check(&check_id).await
+    }
+
+    /// Whether a maintenance check is set (node: `None`).
+    pub fn in_maintenance(&self, service_id: Option<&str>) -> bool {
+        let id = match service_id {
+            None => NODE_MAINT_CHECK_ID.to_string(),
+            Some(s) => format!("{SERVICE_MAINT_PREFIX}{s}"),
+        };
+        self.local.lock().expect("local lock").checks.contains_key(&id)
+    }
+
+    /// Status used for aggregation of a local check (maintenance checks rank highest).
+    pub fn effective_status(check: &HealthCheck) -> &str {
+        if check.check_id == NODE_MAINT_CHECK_ID || check.check_id.starts_with(SERVICE_MAINT_PREFIX) {
+            MAINTENANCE
+        } else {
+            &check.status
+        }
+    }
+
+    // ----- anti-entropy --------------------------------------------------------------------
+
+    /// Pushes one local service (and its checks) to the catalog.
+    pub async fn sync_service(&self, id: &str) -> Result<(), Error> {
+        let (service, checks) = {
+            let local = self.local.lock().expect("local lock");
+            let Some(svc) = local.services.get(id) else { return Ok(()) };
+            let checks: Vec<HealthCheck> =
+                local.checks.values().filter(|c| c.check.service_id == id).map(|c| c.check.clone()).collect();
+            (svc.service.clone(), checks)
+        };
+        let mut reg = self.node_registration();
+        reg.service = Some(service);
+        reg.checks = checks;
+        self.write(Command::Register(Box::new(reg))).await.map(|_| ())
+    }
+
+    /// Pushes one local check to the catalog.
+    pub async fn sync_check(&self, id: &str) -> Result<(), Error> {
+        let check = {
+            let local = self.local.lock().expect("local lock");
+            let Some(c) = local.checks.get(id) else { return Ok(()) };
+            c.check.clone()
+        };
+        let mut reg = self.node_registration();
+        reg.checks = vec![check];
+        self.write(Command::Register(Box::new(reg))).await.map(|_| ())
+    }
+
+    /// Full anti-entropy: the catalog's view of this node is made equal to the
+    /// local state. Unchanged entries are no-ops in the store (no index bump).
+    pub async fn sync_all(&self) -> Result<(), Error> {
+        let ids: Vec<String> = self.local.lock().expect("local lock").services.keys().cloned().collect();
+        for id in &ids {
+            self.sync_service(id).await?;
+        }
+        let node_checks: Vec<String> = {
+            let local = self.local.lock().expect("local lock");
+            local.checks.values().filter(|c| c.check.service_id.is_empty()).map(|c| c.check.check_id.clone()).collect()
+        };
+        for id in &node_checks {
+            self.sync_check(id).await?;
+        }
+        // Remove what the catalog has for this node that we do not know.
+        let node = self.opts.node_name.clone();
+        let (stale_services, stale_checks) = {
+            let local = self.local.lock().expect("local lock");
+            self.raft.shared.read(|store| {
+                let services: Vec<String> = store
+                    .catalog()
+                    .node_services(&node)
+                    .filter(|s| !local.services.contains_key(&s.id) && !(self.opts.server && s.id == "consul"))
+                    .map(|s| s.id.clone())
+                    .collect();
+                let checks: Vec<String> = store
+                    .catalog()
+                    .node_checks(&node)
+                    .filter(|c| !local.checks.contains_key(&c.check_id) && c.check_id != SERF_CHECK_ID)
+                    .filter(|c| !services.contains(&c.service_id))
+                    .map(|c| c.check_id.clone())
+                    .collect();
+                (services, checks)
+            })
+        };
+        for id in stale_services {
+            let dereg = CatalogDeregistration { node: node.clone(), service_id: id, ..Default::default() };
+            self.write(Command::Deregister(dereg)).await?;
+        }
+        for id in stale_checks {
+            let dereg = CatalogDeregistration { node: node.clone(), check_id: id, ..Default::default() };
+            self.write(Command::Deregister(dereg)).await?;
+        }
+        Ok(())
+    }
+}
