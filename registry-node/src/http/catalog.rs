@@ -106,7 +106,7 @@ async fn nodes(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> 
 async fn services(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let wanted = params.node_meta();
-    let filter = opts.filter.as_deref().map(filter::Filter::parse).transpose()?;
+    let filter = opts.filter.as_deref().map(filter::parse_for_api).transpose()?;
     let (result, meta) = read(&agent, &opts, &[WatchKey::Services, WatchKey::Nodes], |s| {
         if wanted.is_empty() && filter.is_none() {
             return Ok(s.catalog().service_names());

@@ -50,7 +50,7 @@ impl From<agent::Error> for ApiError {
 
 impl From<crate::filter::FilterError> for ApiError {
     fn from(e: crate::filter::FilterError) -> Self {
-        ApiError::bad_request(e.to_string())
+        if e.is_bad_request() { ApiError::bad_request(e.to_string()) } else { ApiError::internal(e.to_string()) }
     }
 }
 
