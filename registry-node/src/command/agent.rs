@@ -1,8 +1,166 @@
-//! `registry-node agent`: load config, bind listeners, start the agent, wait for a signal.
+//! `registry-node agent`: load the configuration, bind the listeners, start
+//! the agent, print Consul's start-up banner and run until a signal:
+//! SIGHUP reloads the configuration, SIGINT/SIGTERM stop the agent.
 
-use crate::config::AgentArgs;
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use tokio::net::TcpListener;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_util::sync::CancellationToken;
+
+use crate::agent::{Agent, AgentOptions};
+use crate::config::{self, AgentArgs, Config, ListenAddr, Resolved};
 
 /// Runs the agent until it is told to stop.
-pub async fn run(_args: AgentArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("agent: not implemented yet")
+pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
+    let config = config::load(&args)?;
+    let resolved = config.resolve()?;
+    let opts = options(&config, &resolved)?;
+
+    let http_addr = resolved
+        .http
+        .iter()
+        .find_map(|l| match l {
+            ListenAddr::Tcp(a) => Some(*a),
+            ListenAddr::Unix(_) => None,
+        })
+        .context("no TCP HTTP listener configured (ports.http is -1 or only unix sockets are set)")?;
+    let listener = TcpListener::bind(http_addr)
+        .await
+        .with_context(|| format!("Error starting HTTP server on {http_addr}: is another agent running?"))?;
+    let bound = listener.local_addr()?;
+
+    if let Some(pid_file) = Some(config.pid_file.as_str()).filter(|p| !p.is_empty()) {
+        std::fs::write(pid_file, format!("{}", std::process::id()))
+            .with_context(|| format!("cannot write pid file {pid_file}"))?;
+    }
+    if config.dev_mode {
+        println!("==> WARNING: Dev mode enabled! Do not use in production; nothing is persisted");
+    }
+    println!("==> Starting Consul agent...");
+    let token = CancellationToken::new();
+    let handle = Agent::start(opts.clone(), listener, token.clone()).await?;
+    print_banner(&opts, &config, &resolved, bound);
+
+    // Reload re-reads the same flags and files.
+    let reload_args = Arc::new(args);
+    let reloader: crate::agent::Reloader = Arc::new(move || {
+        let config = config::load(&reload_args)?;
+        let resolved = config.resolve()?;
+        options(&config, &resolved)
+    });
+    *handle.agent.reloader.lock().expect("reloader lock") = Some(reloader);
+
+    let agent = handle.agent.clone();
+    let mut hup = signal(SignalKind::hangup())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::spawn(async move {
+        loop {
+            tokio::select! {
+                _ = hup.recv() => {
+                    tracing::info!("caught signal: hangup; reloading configuration");
+                    if let Err(e) = agent.reload().await {
+                        tracing::error!(error = %format!("{e:#}"), "failed to reload configuration; keeping the running one");
+                    }
+                }
+                _ = int.recv() => {
+                    tracing::info!("caught signal: interrupt; shutting down");
+                    agent.token.cancel();
+                    break;
+                }
+                _ = term.recv() => {
+                    tracing::info!("caught signal: terminated; shutting down");
+                    agent.token.cancel();
+                    break;
+                }
+                _ = agent.token.cancelled() => break,
+            }
+        }
+    });
+    handle.wait().await;
+    if !config.pid_file.is_empty() {
+        let _ = std::fs::remove_file(&config.pid_file);
+    }
+    println!("==> Graceful shutdown complete");
+    Ok(0)
+}
+
+/// Maps the loaded configuration to the agent's options.
+pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOptions> {
+    let data_dir = config.data_dir().map(Path::to_path_buf);
+    let node_id = node_id(config, data_dir.as_deref())?;
+    let m = config.performance.raft_multiplier.max(1);
+    let port = |p: i32, default: u16| if p > 0 { p as u16 } else { default };
+    Ok(AgentOptions {
+        node_name: resolved.node_name.clone(),
+        node_id,
+        datacenter: config.datacenter.clone(),
+        advertise_addr: resolved.advertise_ip,
+        server: config.server,
+        bootstrap: config.bootstrap || config.bootstrap_expect == 1 || config.dev_mode,
+        bootstrap_expect: config.bootstrap_expect,
+        data_dir,
+        server_port: port(config.ports.server, 8300),
+        serf_lan_port: port(config.ports.serf_lan, 8301),
+        node_meta: config.node_meta.clone(),
+        kv_max_value_size: config.limits.kv_max_value_size as usize,
+        txn_max_req_len: config.limits.txn_max_req_len as usize,
+        default_query_time: config.default_query_time.get(),
+        max_query_time: config.max_query_time.get(),
+        session_ttl_min: config.session_ttl_min.get(),
+        ui: resolved.ui_enabled,
+        // Our timing per raft_multiplier unit; the default multiplier 5 gives a 100 ms
+        // heartbeat and a 0.5–1 s election timeout (Consul's would be 5 s).
+        raft_heartbeat: Duration::from_millis(20) * m,
+        raft_election: (Duration::from_millis(100) * m, Duration::from_millis(200) * m),
+        raft_snapshot_threshold: config.raft_snapshot_threshold,
+        raft_trailing_logs: config.raft_trailing_logs,
+        services: config.services.clone(),
+        checks: config.checks.clone(),
+        debug_config: serde_json::to_value(config).unwrap_or_default(),
+    })
+}
+
+/// The node ID: `-node-id`, else the one persisted in `<data-dir>/node-id`, else a
+/// new random UUID (persisted when there is a data dir), as Consul does.
+fn node_id(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<String> {
+    if !config.node_id.is_empty() {
+        uuid::Uuid::parse_str(&config.node_id).with_context(|| format!("node_id {:?} is not a UUID", config.node_id))?;
+        return Ok(config.node_id.to_lowercase());
+    }
+    let Some(dir) = data_dir else {
+        return Ok(uuid::Uuid::new_v4().to_string());
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    let path = dir.join("node-id");
+    if let Ok(text) = std::fs::read_to_string(&path) {
+        let id = text.trim().to_string();
+        uuid::Uuid::parse_str(&id).with_context(|| format!("{} does not hold a UUID", path.display()))?;
+        return Ok(id);
+    }
+    let id = uuid::Uuid::new_v4().to_string();
+    std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(id)
+}
+
+fn print_banner(opts: &AgentOptions, config: &Config, resolved: &Resolved, http: SocketAddr) {
+    let clients: Vec<String> = resolved.client_ips.iter().map(|ip| ip.to_string()).collect();
+    let dns = config.ports.dns;
+    println!("==> Consul agent running!");
+    println!("           Version: '{}' (registry-node {})", registry_api::CONSUL_COMPAT_VERSION, registry_api::VERSION);
+    println!("           Node ID: '{}'", opts.node_id);
+    println!("         Node name: '{}'", opts.node_name);
+    println!("        Datacenter: '{}' (Segment: '{}')", opts.datacenter, if opts.server { "<all>" } else { "" });
+    println!("            Server: {} (Bootstrap: {})", opts.server, opts.bootstrap);
+    println!("       Client Addr: [{}] (HTTP: {}, HTTPS: -1, gRPC: -1, DNS: {dns})", clients.join(" "), http.port());
+    println!("      Cluster Addr: {} (LAN: {}, WAN: {})", opts.advertise_addr, opts.serf_lan_port, config.ports.serf_wan);
+    println!("           Encrypt: Gossip: {}, TLS-Outgoing: false, TLS-Incoming: false", !config.encrypt.is_empty());
+    println!();
+    println!("==> Log data will now stream in as it occurs:");
+    println!();
 }
