@@ -65,7 +65,10 @@ pub struct Weights {
 
 impl Default for Weights {
     fn default() -> Self {
-        Weights { passing: 1, warning: 1 }
+        Weights {
+            passing: 1,
+            warning: 1,
+        }
     }
 }
 
@@ -196,7 +199,11 @@ pub struct AgentService {
     #[serde(rename = "Datacenter", default)]
     pub datacenter: String,
     /// Hash of the definition (only `/v1/agent/service/:id`).
-    #[serde(rename = "ContentHash", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "ContentHash",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub content_hash: Option<String>,
 }
 
@@ -423,7 +430,11 @@ pub struct AgentServiceRegistration {
     #[serde(rename = "Address", default, skip_serializing_if = "String::is_empty")]
     pub address: String,
     /// Socket path.
-    #[serde(rename = "SocketPath", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "SocketPath",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub socket_path: String,
     /// Tagged addresses.
     #[serde(
@@ -458,14 +469,22 @@ pub struct AgentServiceRegistration {
     #[serde(rename = "Token", default, skip_serializing_if = "String::is_empty")]
     pub token: String,
     /// Accepted and ignored (Enterprise).
-    #[serde(rename = "Namespace", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "Namespace",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub namespace: String,
 }
 
 impl AgentServiceRegistration {
     /// The instance ID: `ID`, or the name when `ID` is empty.
     pub fn effective_id(&self) -> &str {
-        if self.id.is_empty() { &self.name } else { &self.id }
+        if self.id.is_empty() {
+            &self.name
+        } else {
+            &self.id
+        }
     }
 
     /// The catalog instance this registration describes.
@@ -492,6 +511,10 @@ impl AgentServiceRegistration {
 
     /// All checks of the definition (`Check` then `Checks`).
     pub fn all_checks(&self) -> Vec<CheckDefinition> {
-        self.check.iter().chain(self.checks.iter()).cloned().collect()
+        self.check
+            .iter()
+            .chain(self.checks.iter())
+            .cloned()
+            .collect()
     }
 }

@@ -7,7 +7,9 @@
 //! to the field names the target struct declares, so every wire type keeps its
 //! exact CamelCase output names and still accepts `{"name": "web", "port": 80}`.
 
-use serde::de::{self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor};
+use serde::de::{
+    self, DeserializeOwned, DeserializeSeed, IntoDeserializer, MapAccess, SeqAccess, Visitor,
+};
 use serde::forward_to_deserialize_any;
 use serde_json::{Map, Value};
 
@@ -24,7 +26,10 @@ pub fn from_value<T: DeserializeOwned>(value: Value) -> Result<T, serde_json::Er
 
 /// Folds a key for comparison: lower case, underscores and dashes removed.
 fn fold(key: &str) -> String {
-    key.chars().filter(|c| *c != '_' && *c != '-').flat_map(char::to_lowercase).collect()
+    key.chars()
+        .filter(|c| *c != '_' && *c != '-')
+        .flat_map(char::to_lowercase)
+        .collect()
 }
 
 /// Picks the declared field a JSON key binds to: exact first, then folded.
@@ -57,7 +62,10 @@ struct RelaxedMap {
 impl<'de> MapAccess<'de> for RelaxedMap {
     type Error = serde_json::Error;
 
-    fn next_key_seed<K: DeserializeSeed<'de>>(&mut self, seed: K) -> Result<Option<K::Value>, Self::Error> {
+    fn next_key_seed<K: DeserializeSeed<'de>>(
+        &mut self,
+        seed: K,
+    ) -> Result<Option<K::Value>, Self::Error> {
         match self.iter.next() {
             Some((k, v)) => {
                 self.value = Some(v);
@@ -71,7 +79,10 @@ impl<'de> MapAccess<'de> for RelaxedMap {
         }
     }
 
-    fn next_value_seed<V: DeserializeSeed<'de>>(&mut self, seed: V) -> Result<V::Value, Self::Error> {
+    fn next_value_seed<V: DeserializeSeed<'de>>(
+        &mut self,
+        seed: V,
+    ) -> Result<V::Value, Self::Error> {
         let value = self.value.take().unwrap_or(Value::Null);
         seed.deserialize(Relaxed(value))
     }
@@ -82,7 +93,10 @@ struct RelaxedSeq(std::vec::IntoIter<Value>);
 impl<'de> SeqAccess<'de> for RelaxedSeq {
     type Error = serde_json::Error;
 
-    fn next_element_seed<T: DeserializeSeed<'de>>(&mut self, seed: T) -> Result<Option<T::Value>, Self::Error> {
+    fn next_element_seed<T: DeserializeSeed<'de>>(
+        &mut self,
+        seed: T,
+    ) -> Result<Option<T::Value>, Self::Error> {
         match self.0.next() {
             Some(v) => seed.deserialize(Relaxed(v)).map(Some),
             None => Ok(None),
@@ -95,7 +109,11 @@ fn visit_object<'de, V: Visitor<'de>>(
     fields: Option<&'static [&'static str]>,
     visitor: V,
 ) -> Result<V::Value, serde_json::Error> {
-    visitor.visit_map(RelaxedMap { iter: map.into_iter(), fields, value: None })
+    visitor.visit_map(RelaxedMap {
+        iter: map.into_iter(),
+        fields,
+        value: None,
+    })
 }
 
 impl<'de> de::Deserializer<'de> for Relaxed {
@@ -128,7 +146,11 @@ impl<'de> de::Deserializer<'de> for Relaxed {
         }
     }
 
-    fn deserialize_newtype_struct<V: Visitor<'de>>(self, _name: &'static str, visitor: V) -> Result<V::Value, Self::Error> {
+    fn deserialize_newtype_struct<V: Visitor<'de>>(
+        self,
+        _name: &'static str,
+        visitor: V,
+    ) -> Result<V::Value, Self::Error> {
         visitor.visit_newtype_struct(self)
     }
 

@@ -30,13 +30,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, ParseDurationError> {
     }
     let mut total_ns: f64 = 0.0;
     while !s.is_empty() {
-        let num_end = s.find(|c: char| !(c.is_ascii_digit() || c == '.')).ok_or_else(err)?;
+        let num_end = s
+            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+            .ok_or_else(err)?;
         if num_end == 0 {
             return Err(err());
         }
         let number: f64 = s[..num_end].parse().map_err(|_| err())?;
         s = &s[num_end..];
-        let unit_end = s.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(s.len());
+        let unit_end = s
+            .find(|c: char| c.is_ascii_digit() || c == '.')
+            .unwrap_or(s.len());
         let scale = match &s[..unit_end] {
             "ns" => 1.0,
             "us" | "µs" | "μs" => 1e3,

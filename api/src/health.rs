@@ -99,7 +99,12 @@ fn empty_definition() -> Value {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
 pub struct CheckDefinition {
     /// Check ID (defaults to the name, or `service:<id>` when embedded).
-    #[serde(rename = "ID", default, alias = "CheckID", skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "ID",
+        default,
+        alias = "CheckID",
+        skip_serializing_if = "String::is_empty"
+    )]
     pub id: String,
     /// Name.
     #[serde(rename = "Name", default, skip_serializing_if = "String::is_empty")]
@@ -108,7 +113,11 @@ pub struct CheckDefinition {
     #[serde(rename = "Notes", default, skip_serializing_if = "String::is_empty")]
     pub notes: String,
     /// Bind to a local service.
-    #[serde(rename = "ServiceID", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "ServiceID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub service_id: String,
     /// Initial status (default critical).
     #[serde(rename = "Status", default, skip_serializing_if = "String::is_empty")]
@@ -123,10 +132,19 @@ pub struct CheckDefinition {
     #[serde(rename = "TTL", default, skip_serializing_if = "Option::is_none")]
     pub ttl: Option<GoDuration>,
     /// Script arguments.
-    #[serde(rename = "Args", default, alias = "ScriptArgs", deserialize_with = "null_default")]
+    #[serde(
+        rename = "Args",
+        default,
+        alias = "ScriptArgs",
+        deserialize_with = "null_default"
+    )]
     pub args: Vec<String>,
     /// Docker container for a docker check.
-    #[serde(rename = "DockerContainerID", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "DockerContainerID",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub docker_container_id: String,
     /// Shell for a docker check.
     #[serde(rename = "Shell", default, skip_serializing_if = "String::is_empty")]
@@ -147,7 +165,11 @@ pub struct CheckDefinition {
     #[serde(rename = "DisableRedirects", default)]
     pub disable_redirects: bool,
     /// SNI name.
-    #[serde(rename = "TLSServerName", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "TLSServerName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub tls_server_name: String,
     /// Skip certificate verification.
     #[serde(rename = "TLSSkipVerify", default)]
@@ -171,16 +193,28 @@ pub struct CheckDefinition {
     #[serde(rename = "H2PING", default, skip_serializing_if = "String::is_empty")]
     pub h2ping: String,
     /// Alias: node.
-    #[serde(rename = "AliasNode", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "AliasNode",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub alias_node: String,
     /// Alias: service.
-    #[serde(rename = "AliasService", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "AliasService",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub alias_service: String,
     /// Output cap in bytes (default 4096).
     #[serde(rename = "OutputMaxSize", default)]
     pub output_max_size: usize,
     /// Remove the service after being critical this long.
-    #[serde(rename = "DeregisterCriticalServiceAfter", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "DeregisterCriticalServiceAfter",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub deregister_critical_service_after: Option<GoDuration>,
     /// Consecutive successes before passing.
     #[serde(rename = "SuccessBeforePassing", default)]
@@ -228,12 +262,19 @@ impl CheckDefinition {
         if kind.is_empty() {
             return Err("Must provide TTL or Script/DockerContainerID/HTTP/TCP/UDP/GRPC/H2PING/AliasNode/AliasService and Interval".into());
         }
-        let needs_interval = matches!(kind, "script" | "docker" | "http" | "tcp" | "udp" | "grpc" | "h2ping");
+        let needs_interval = matches!(
+            kind,
+            "script" | "docker" | "http" | "tcp" | "udp" | "grpc" | "h2ping"
+        );
         if needs_interval && self.interval.is_none() {
             return Err(format!("Interval must be specified for {kind} checks"));
         }
-        if !self.status.is_empty() && ![PASSING, WARNING, CRITICAL].contains(&self.status.as_str()) {
-            return Err(format!("Invalid initial health check status \"{}\"", self.status));
+        if !self.status.is_empty() && ![PASSING, WARNING, CRITICAL].contains(&self.status.as_str())
+        {
+            return Err(format!(
+                "Invalid initial health check status \"{}\"",
+                self.status
+            ));
         }
         Ok(())
     }
@@ -241,15 +282,26 @@ impl CheckDefinition {
     /// The `Definition` object shown on stored checks.
     pub fn definition_value(&self) -> Value {
         let mut def = serde_json::Map::new();
-        let dur = |d: &Option<GoDuration>| Value::String(d.map(|d| d.to_string()).unwrap_or_else(|| "0s".into()));
+        let dur = |d: &Option<GoDuration>| {
+            Value::String(d.map(|d| d.to_string()).unwrap_or_else(|| "0s".into()))
+        };
         def.insert("Interval".into(), dur(&self.interval));
         def.insert("Timeout".into(), dur(&self.timeout));
-        def.insert("DeregisterCriticalServiceAfter".into(), dur(&self.deregister_critical_service_after));
+        def.insert(
+            "DeregisterCriticalServiceAfter".into(),
+            dur(&self.deregister_critical_service_after),
+        );
         def.insert("HTTP".into(), Value::String(self.http.clone()));
-        def.insert("Header".into(), serde_json::to_value(&self.header).unwrap_or(Value::Null));
+        def.insert(
+            "Header".into(),
+            serde_json::to_value(&self.header).unwrap_or(Value::Null),
+        );
         def.insert("Method".into(), Value::String(self.method.clone()));
         def.insert("Body".into(), Value::String(self.body.clone()));
-        def.insert("TLSServerName".into(), Value::String(self.tls_server_name.clone()));
+        def.insert(
+            "TLSServerName".into(),
+            Value::String(self.tls_server_name.clone()),
+        );
         def.insert("TLSSkipVerify".into(), Value::Bool(self.tls_skip_verify));
         def.insert("TCP".into(), Value::String(self.tcp.clone()));
         def.insert("UDP".into(), Value::String(self.udp.clone()));

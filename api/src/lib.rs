@@ -62,7 +62,10 @@ pub mod b64 {
         let text: Option<String> = Option::deserialize(d)?;
         match text {
             None => Ok(None),
-            Some(t) => STANDARD.decode(t.as_bytes()).map(Some).map_err(serde::de::Error::custom),
+            Some(t) => STANDARD
+                .decode(t.as_bytes())
+                .map(Some)
+                .map_err(serde::de::Error::custom),
         }
     }
 }

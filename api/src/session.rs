@@ -69,7 +69,11 @@ pub struct SessionRequest {
     #[serde(rename = "Checks", default, skip_serializing_if = "Option::is_none")]
     pub checks: Option<Vec<String>>,
     /// Node checks (default `["serfHealth"]`).
-    #[serde(rename = "NodeChecks", default, skip_serializing_if = "Option::is_none")]
+    #[serde(
+        rename = "NodeChecks",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
     pub node_checks: Option<Vec<String>>,
     /// Service checks.
     #[serde(rename = "ServiceChecks", default, deserialize_with = "null_default")]

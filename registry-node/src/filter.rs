@@ -205,8 +205,14 @@ impl fmt::Display for Filter {
 }
 
 /// Fields the wire types omit when empty; a filter naming them is still valid.
-pub const OPTIONAL_FIELDS: &[&str] =
-    &["Kind", "TaggedAddresses", "ServiceTaggedAddresses", "ContentHash", "SocketPath", "Session"];
+pub const OPTIONAL_FIELDS: &[&str] = &[
+    "Kind",
+    "TaggedAddresses",
+    "ServiceTaggedAddresses",
+    "ContentHash",
+    "SocketPath",
+    "Session",
+];
 
 /// Parses a `?filter=` expression that is evaluated against the API wire types.
 pub fn parse_for_api(expr: &str) -> Result<Filter, FilterError> {

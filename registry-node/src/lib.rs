@@ -9,14 +9,14 @@
 //! - [`http`]: the Consul HTTP API v1.
 //! - [`agent`]: wires the subsystems together and owns shutdown.
 
+pub mod agent;
 pub mod cli;
 pub mod command;
 pub mod config;
 pub mod filter;
-pub mod state;
-pub mod watch;
-pub mod raft;
 pub mod http;
-pub mod agent;
+pub mod raft;
+pub mod state;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
+pub mod watch;

@@ -28,9 +28,14 @@ impl TestAgent {
     /// Starts an agent with the given options (ports are always 0).
     pub async fn start_with(opts: AgentOptions) -> TestAgent {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
-        let handle = Agent::start(opts, listener, CancellationToken::new()).await.expect("agent starts");
+        let handle = Agent::start(opts, listener, CancellationToken::new())
+            .await
+            .expect("agent starts");
         let base = format!("http://{}", handle.http_addr);
-        let http = reqwest::Client::builder().no_proxy().build().expect("client");
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            .build()
+            .expect("client");
         let agent = TestAgent { handle, base, http };
         agent.wait_ready().await;
         agent
@@ -41,7 +46,12 @@ impl TestAgent {
         let node = self.handle.agent.opts.node_name.clone();
         wait_for(Duration::from_secs(10), "agent ready", || {
             self.handle.agent.raft.is_leader()
-                && self.handle.agent.raft.shared.read(|s| s.catalog().node(&node).is_some())
+                && self
+                    .handle
+                    .agent
+                    .raft
+                    .shared
+                    .read(|s| s.catalog().node(&node).is_some())
         })
         .await;
     }

@@ -67,10 +67,16 @@ impl Notifier {
         let receivers = keys
             .iter()
             .map(|key| match key {
-                WatchKey::KvPrefix(prefix) => {
-                    ch.prefixes.entry(prefix.clone()).or_insert_with(|| watch::channel(()).0).subscribe()
-                }
-                other => ch.keys.entry(other.clone()).or_insert_with(|| watch::channel(()).0).subscribe(),
+                WatchKey::KvPrefix(prefix) => ch
+                    .prefixes
+                    .entry(prefix.clone())
+                    .or_insert_with(|| watch::channel(()).0)
+                    .subscribe(),
+                other => ch
+                    .keys
+                    .entry(other.clone())
+                    .or_insert_with(|| watch::channel(()).0)
+                    .subscribe(),
             })
             .collect();
         Subscription { receivers }
@@ -121,7 +127,9 @@ mod tests {
     use super::*;
 
     async fn fires(sub: &mut Subscription) -> bool {
-        tokio::time::timeout(Duration::from_millis(50), sub.changed()).await.is_ok()
+        tokio::time::timeout(Duration::from_millis(50), sub.changed())
+            .await
+            .is_ok()
     }
 
     #[tokio::test]

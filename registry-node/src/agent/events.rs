@@ -18,7 +18,10 @@ pub struct EventLog {
 
 impl Default for EventLog {
     fn default() -> Self {
-        EventLog { events: Mutex::new(VecDeque::new()), tick: watch::channel(0).0 }
+        EventLog {
+            events: Mutex::new(VecDeque::new()),
+            tick: watch::channel(0).0,
+        }
     }
 }
 
@@ -26,7 +29,12 @@ impl Default for EventLog {
 /// ID, so it changes exactly when a new matching event arrives.
 pub fn list_index(events: &[UserEvent]) -> u64 {
     let Some(last) = events.last() else { return 1 };
-    let hex: String = last.id.chars().filter(|c| c.is_ascii_hexdigit()).take(16).collect();
+    let hex: String = last
+        .id
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(16)
+        .collect();
     u64::from_str_radix(&hex, 16).unwrap_or(1).max(1)
 }
 
@@ -48,7 +56,11 @@ impl EventLog {
     /// Events, oldest first, optionally only those with `name`.
     pub fn list(&self, name: Option<&str>) -> Vec<UserEvent> {
         let events = self.events.lock().expect("events lock");
-        events.iter().filter(|e| name.is_none_or(|n| e.name == n)).cloned().collect()
+        events
+            .iter()
+            .filter(|e| name.is_none_or(|n| e.name == n))
+            .cloned()
+            .collect()
     }
 
     /// A receiver that changes when an event is pushed.

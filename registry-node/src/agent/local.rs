@@ -5,7 +5,7 @@
 
 use std::collections::BTreeMap;
 
-use registry_api::{AgentServiceRegistration, CheckDefinition, HealthCheck, NodeService, CRITICAL};
+use registry_api::{AgentServiceRegistration, CRITICAL, CheckDefinition, HealthCheck, NodeService};
 use tokio::time::Instant;
 
 /// A service registered on this agent.
@@ -49,7 +49,9 @@ pub fn service_from_registration(reg: &AgentServiceRegistration) -> Result<NodeS
     }
     for key in reg.meta.keys() {
         if key.starts_with("consul-") {
-            return Err(format!("Key prefix 'consul-' is reserved for internal use: \"{key}\""));
+            return Err(format!(
+                "Key prefix 'consul-' is reserved for internal use: \"{key}\""
+            ));
         }
     }
     if let Some(w) = reg.weights {
@@ -62,7 +64,10 @@ pub fn service_from_registration(reg: &AgentServiceRegistration) -> Result<NodeS
 
 /// The checks embedded in a service registration, with Consul's generated IDs
 /// (`service:<id>`, or `service:<id>:<n>` when there are several) and names.
-pub fn service_checks(reg: &AgentServiceRegistration, node: &str) -> Result<Vec<(HealthCheck, CheckDefinition)>, String> {
+pub fn service_checks(
+    reg: &AgentServiceRegistration,
+    node: &str,
+) -> Result<Vec<(HealthCheck, CheckDefinition)>, String> {
     let svc = reg.to_node_service();
     let defs = reg.all_checks();
     let many = defs.len() > 1;
@@ -70,7 +75,11 @@ pub fn service_checks(reg: &AgentServiceRegistration, node: &str) -> Result<Vec<
         .enumerate()
         .map(|(i, mut def)| {
             if def.id.is_empty() {
-                def.id = if many { format!("service:{}:{}", svc.id, i + 1) } else { format!("service:{}", svc.id) };
+                def.id = if many {
+                    format!("service:{}:{}", svc.id, i + 1)
+                } else {
+                    format!("service:{}", svc.id)
+                };
             }
             if def.name.is_empty() {
                 def.name = format!("Service '{}' check", svc.service);
@@ -92,12 +101,20 @@ pub fn check_from_definition(
         return Err("Missing check name".into());
     }
     def.validate()?;
-    let id = if def.id.is_empty() { def.name.clone() } else { def.id.clone() };
+    let id = if def.id.is_empty() {
+        def.name.clone()
+    } else {
+        def.id.clone()
+    };
     Ok(HealthCheck {
         node: node.to_string(),
         check_id: id,
         name: def.name.clone(),
-        status: if def.status.is_empty() { CRITICAL.to_string() } else { def.status.clone() },
+        status: if def.status.is_empty() {
+            CRITICAL.to_string()
+        } else {
+            def.status.clone()
+        },
         notes: def.notes.clone(),
         output: String::new(),
         service_id: service.map(|s| s.id.clone()).unwrap_or_default(),
@@ -130,23 +147,47 @@ mod tests {
 
     #[test]
     fn embedded_check_ids_and_names() {
-        let reg = AgentServiceRegistration { id: "jetty".into(), name: "web".into(), checks: vec![http_check()], ..Default::default() };
+        let reg = AgentServiceRegistration {
+            id: "jetty".into(),
+            name: "web".into(),
+            checks: vec![http_check()],
+            ..Default::default()
+        };
         let checks = service_checks(&reg, "n1").unwrap();
         assert_eq!(checks[0].0.check_id, "service:jetty");
         assert_eq!(checks[0].0.name, "Service 'web' check");
         assert_eq!(checks[0].0.status, CRITICAL);
         assert_eq!(checks[0].0.check_type, "http");
         assert_eq!(checks[0].0.interval, "5s");
-        let two = AgentServiceRegistration { name: "web".into(), checks: vec![http_check(), http_check()], ..Default::default() };
-        let ids: Vec<String> = service_checks(&two, "n1").unwrap().into_iter().map(|c| c.0.check_id).collect();
+        let two = AgentServiceRegistration {
+            name: "web".into(),
+            checks: vec![http_check(), http_check()],
+            ..Default::default()
+        };
+        let ids: Vec<String> = service_checks(&two, "n1")
+            .unwrap()
+            .into_iter()
+            .map(|c| c.0.check_id)
+            .collect();
         assert_eq!(ids, vec!["service:web:1", "service:web:2"]);
     }
 
     #[test]
     fn invalid_definitions_are_rejected() {
-        let no_interval = CheckDefinition { name: "x".into(), http: "http://a/".into(), ..Default::default() };
-        assert!(check_from_definition(&no_interval, "n", None).unwrap_err().contains("Interval"));
-        let nothing = CheckDefinition { name: "x".into(), ..Default::default() };
+        let no_interval = CheckDefinition {
+            name: "x".into(),
+            http: "http://a/".into(),
+            ..Default::default()
+        };
+        assert!(
+            check_from_definition(&no_interval, "n", None)
+                .unwrap_err()
+                .contains("Interval")
+        );
+        let nothing = CheckDefinition {
+            name: "x".into(),
+            ..Default::default()
+        };
         assert!(check_from_definition(&nothing, "n", None).is_err());
         assert!(service_from_registration(&AgentServiceRegistration::default()).is_err());
     }

@@ -15,8 +15,9 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use registry_api::{
-    AgentServiceRegistration, CatalogDeregistration, CatalogRegistration, CheckDefinition, HealthCheck, NodeService,
-    CRITICAL, MAINTENANCE, NODE_MAINT_CHECK_ID, PASSING, SERF_CHECK_ID, SERF_CHECK_NAME, SERVICE_MAINT_PREFIX, WARNING,
+    AgentServiceRegistration, CRITICAL, CatalogDeregistration, CatalogRegistration,
+    CheckDefinition, HealthCheck, MAINTENANCE, NODE_MAINT_CHECK_ID, NodeService, PASSING,
+    SERF_CHECK_ID, SERF_CHECK_NAME, SERVICE_MAINT_PREFIX, WARNING,
 };
 use tokio::net::TcpListener;
 use tokio::time::Instant;
@@ -182,7 +183,10 @@ impl AgentHandle {
     pub async fn wait(self) {
         self.agent.token.cancelled().await;
         self.tracker.close();
-        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait()).await.is_err() {
+        if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
+            .await
+            .is_err()
+        {
             tracing::warn!("tasks did not stop within 10s");
         }
         self.agent.raft.shutdown().await;
@@ -192,12 +196,19 @@ impl AgentHandle {
 
 /// Milliseconds since the epoch (stamped on every Raft write).
 pub fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 impl Agent {
     /// Starts Raft, the HTTP API on the given listener, and the background tasks.
-    pub async fn start(opts: AgentOptions, http: TcpListener, token: CancellationToken) -> anyhow::Result<AgentHandle> {
+    pub async fn start(
+        opts: AgentOptions,
+        http: TcpListener,
+        token: CancellationToken,
+    ) -> anyhow::Result<AgentHandle> {
         let http_addr = http.local_addr()?;
         let raft_opts = RaftOptions {
             dir: opts.data_dir.as_ref().map(|d| d.join("raft")),
@@ -224,22 +235,35 @@ impl Agent {
         tracker.spawn(crate::http::serve(http, agent.clone()));
         tasks::spawn_all(&agent, &tracker);
         tracing::info!(addr = %http_addr, node = %agent.opts.node_name, "started HTTP server");
-        Ok(AgentHandle { agent, http_addr, tracker })
+        Ok(AgentHandle {
+            agent,
+            http_addr,
+            tracker,
+        })
     }
 
     fn load_config_definitions(&self) -> anyhow::Result<()> {
         for reg in self.opts.services.clone() {
-            self.add_service_locally(&reg, false, true).map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
+            self.add_service_locally(&reg, false, true)
+                .map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
         }
         for def in self.opts.checks.clone() {
-            self.add_check_locally(&def, true).map_err(|e| anyhow::anyhow!("check {:?}: {e}", def.name))?;
+            self.add_check_locally(&def, true)
+                .map_err(|e| anyhow::anyhow!("check {:?}: {e}", def.name))?;
         }
         Ok(())
     }
 
     /// Proposes a write through Raft and maps refusals to errors.
     pub async fn write(&self, cmd: Command) -> Result<Response, Error> {
-        match self.raft.write(Request { now_ms: now_ms(), cmd }).await? {
+        match self
+            .raft
+            .write(Request {
+                now_ms: now_ms(),
+                cmd,
+            })
+            .await?
+        {
             Response::Error(e) => Err(Error::Rpc(e)),
             other => Ok(other),
         }
@@ -250,12 +274,31 @@ impl Agent {
         let addr = self.opts.advertise_addr.to_string();
         let mut tagged = BTreeMap::new();
         tagged.insert("lan".to_string(), addr.clone());
-        tagged.insert(if self.opts.advertise_addr.is_ipv4() { "lan_ipv4" } else { "lan_ipv6" }.to_string(), addr.clone());
+        tagged.insert(
+            if self.opts.advertise_addr.is_ipv4() {
+                "lan_ipv4"
+            } else {
+                "lan_ipv6"
+            }
+            .to_string(),
+            addr.clone(),
+        );
         tagged.insert("wan".to_string(), addr.clone());
-        tagged.insert(if self.opts.advertise_addr.is_ipv4() { "wan_ipv4" } else { "wan_ipv6" }.to_string(), addr.clone());
+        tagged.insert(
+            if self.opts.advertise_addr.is_ipv4() {
+                "wan_ipv4"
+            } else {
+                "wan_ipv6"
+            }
+            .to_string(),
+            addr.clone(),
+        );
         let mut meta = self.opts.node_meta.clone();
         meta.insert("consul-network-segment".into(), String::new());
-        meta.insert("consul-version".into(), registry_api::CONSUL_COMPAT_VERSION.into());
+        meta.insert(
+            "consul-version".into(),
+            registry_api::CONSUL_COMPAT_VERSION.into(),
+        );
         CatalogRegistration {
             id: self.opts.node_id.clone(),
             node: self.opts.node_name.clone(),
@@ -284,7 +327,10 @@ impl Agent {
             meta.insert("serf_protocol_current".to_string(), "2".to_string());
             meta.insert("serf_protocol_max".to_string(), "5".to_string());
             meta.insert("serf_protocol_min".to_string(), "1".to_string());
-            meta.insert("version".to_string(), registry_api::CONSUL_COMPAT_VERSION.to_string());
+            meta.insert(
+                "version".to_string(),
+                registry_api::CONSUL_COMPAT_VERSION.to_string(),
+            );
             meta.insert("non_voter".to_string(), "false".to_string());
             meta.insert("read_replica".to_string(), "false".to_string());
             reg.service = Some(NodeService {
@@ -295,7 +341,9 @@ impl Agent {
                 ..Default::default()
             });
         }
-        self.write(Command::Register(Box::new(reg))).await.map(|_| ())
+        self.write(Command::Register(Box::new(reg)))
+            .await
+            .map(|_| ())
     }
 
     /// Re-reads the configuration and applies its service and check definitions:
@@ -309,8 +357,10 @@ impl Agent {
         let new = reloader()?;
         // Validate everything before touching the running state.
         for reg in &new.services {
-            local::service_from_registration(reg).map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
-            local::service_checks(reg, &self.opts.node_name).map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
+            local::service_from_registration(reg)
+                .map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
+            local::service_checks(reg, &self.opts.node_name)
+                .map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
         }
         for def in &new.checks {
             if def.service_id.is_empty() {
@@ -322,7 +372,10 @@ impl Agent {
             let mut local = self.local.lock().expect("local lock");
             local.services.retain(|_, s| !s.from_config);
             let services: Vec<String> = local.services.keys().cloned().collect();
-            local.checks.retain(|_, c| !c.from_config && (c.check.service_id.is_empty() || services.contains(&c.check.service_id)));
+            local.checks.retain(|_, c| {
+                !c.from_config
+                    && (c.check.service_id.is_empty() || services.contains(&c.check.service_id))
+            });
         }
         for reg in &new.services {
             self.add_service_locally(reg, false, true)?;
@@ -330,7 +383,11 @@ impl Agent {
         for def in &new.checks {
             self.add_check_locally(def, true)?;
         }
-        tracing::info!(services = new.services.len(), checks = new.checks.len(), "configuration reloaded");
+        tracing::info!(
+            services = new.services.len(),
+            checks = new.checks.len(),
+            "configuration reloaded"
+        );
         self.sync_all().await?;
         Ok(())
     }
@@ -350,17 +407,34 @@ impl Agent {
         if replace_existing_checks {
             local.checks.retain(|_, c| c.check.service_id != id);
         }
-        local.services.insert(id.clone(), LocalService { service, from_config });
+        local.services.insert(
+            id.clone(),
+            LocalService {
+                service,
+                from_config,
+            },
+        );
         for (check, definition) in checks {
             let ttl_deadline = definition.ttl.map(|ttl| Instant::now() + ttl.get());
-            let prev = local.checks.get(&check.check_id).map(|c| (c.check.status.clone(), c.check.output.clone()));
+            let prev = local
+                .checks
+                .get(&check.check_id)
+                .map(|c| (c.check.status.clone(), c.check.output.clone()));
             let mut check = check;
             // Re-registering keeps the current status unless an initial status was given.
             if let (Some((status, output)), true) = (prev, definition.status.is_empty()) {
                 check.status = status;
                 check.output = output;
             }
-            local.checks.insert(check.check_id.clone(), LocalCheck { check, definition, ttl_deadline, from_config });
+            local.checks.insert(
+                check.check_id.clone(),
+                LocalCheck {
+                    check,
+                    definition,
+                    ttl_deadline,
+                    from_config,
+                },
+            );
         }
         Ok(id)
     }
@@ -375,18 +449,36 @@ impl Agent {
                     .services
                     .get(&def.service_id)
                     .map(|s| s.service.clone())
-                    .ok_or_else(|| Error::BadRequest(format!("ServiceID \"{}\" does not exist", def.service_id)))?,
+                    .ok_or_else(|| {
+                        Error::BadRequest(format!(
+                            "ServiceID \"{}\" does not exist",
+                            def.service_id
+                        ))
+                    })?,
             )
         };
-        let check = local::check_from_definition(def, &self.opts.node_name, service.as_ref()).map_err(Error::BadRequest)?;
+        let check = local::check_from_definition(def, &self.opts.node_name, service.as_ref())
+            .map_err(Error::BadRequest)?;
         let id = check.check_id.clone();
         let ttl_deadline = def.ttl.map(|ttl| Instant::now() + ttl.get());
-        local.checks.insert(id.clone(), LocalCheck { check, definition: def.clone(), ttl_deadline, from_config });
+        local.checks.insert(
+            id.clone(),
+            LocalCheck {
+                check,
+                definition: def.clone(),
+                ttl_deadline,
+                from_config,
+            },
+        );
         Ok(id)
     }
 
     /// `PUT /v1/agent/service/register`.
-    pub async fn register_service(&self, reg: &AgentServiceRegistration, replace_existing_checks: bool) -> Result<(), Error> {
+    pub async fn register_service(
+        &self,
+        reg: &AgentServiceRegistration,
+        replace_existing_checks: bool,
+    ) -> Result<(), Error> {
         let id = self.add_service_locally(reg, replace_existing_checks, false)?;
         self.sync_service(&id).await
     }
@@ -402,7 +494,11 @@ impl Agent {
             }
             local.checks.retain(|_, c| c.check.service_id != id);
         }
-        let dereg = CatalogDeregistration { node: self.opts.node_name.clone(), service_id: id.into(), ..Default::default() };
+        let dereg = CatalogDeregistration {
+            node: self.opts.node_name.clone(),
+            service_id: id.into(),
+            ..Default::default()
+        };
         self.write(Command::Deregister(dereg)).await.map(|_| ())
     }
 
@@ -414,12 +510,23 @@ impl Agent {
 
     /// `PUT /v1/agent/check/deregister/:id`.
     pub async fn deregister_check(&self, id: &str) -> Result<(), Error> {
-        if self.local.lock().expect("local lock").checks.remove(id).is_none() {
+        if self
+            .local
+            .lock()
+            .expect("local lock")
+            .checks
+            .remove(id)
+            .is_none()
+        {
             return Err(Error::NotFound(format!(
                 "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
             )));
         }
-        let dereg = CatalogDeregistration { node: self.opts.node_name.clone(), check_id: id.into(), ..Default::default() };
+        let dereg = CatalogDeregistration {
+            node: self.opts.node_name.clone(),
+            check_id: id.into(),
+            ..Default::default()
+        };
         self.write(Command::Deregister(dereg)).await.map(|_| ())
     }
 
@@ -434,7 +541,9 @@ impl Agent {
                 Error::NotFound(format!("Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."))
             })?;
             let Some(ttl) = check.definition.ttl else {
-                return Err(Error::BadRequest(format!("CheckID \"{id}\" does not have associated TTL")));
+                return Err(Error::BadRequest(format!(
+                    "CheckID \"{id}\" does not have associated TTL"
+                )));
             };
             check.ttl_deadline = Some(Instant::now() + ttl.get());
             check.check.status = status.to_string();
@@ -447,7 +556,9 @@ impl Agent {
     pub(crate) async fn expire_ttl(&self, id: &str) {
         {
             let mut local = self.local.lock().expect("local lock");
-            let Some(check) = local.checks.get_mut(id) else { return };
+            let Some(check) = local.checks.get_mut(id) else {
+                return;
+            };
             check.ttl_deadline = None;
             check.check.status = CRITICAL.into();
             check.check.output = "TTL expired".into();
@@ -459,19 +570,50 @@ impl Agent {
     }
 
     /// `PUT /v1/agent/maintenance` and `/v1/agent/service/maintenance/:id`.
-    pub async fn set_maintenance(&self, service_id: Option<&str>, enable: bool, reason: &str) -> Result<(), Error> {
+    pub async fn set_maintenance(
+        &self,
+        service_id: Option<&str>,
+        enable: bool,
+        reason: &str,
+    ) -> Result<(), Error> {
         let (check_id, name, service) = match service_id {
-            None => (NODE_MAINT_CHECK_ID.to_string(), "Node Maintenance Mode", None),
+            None => (
+                NODE_MAINT_CHECK_ID.to_string(),
+                "Node Maintenance Mode",
+                None,
+            ),
             Some(id) => {
-                let svc = self.local.lock().expect("local lock").services.get(id).map(|s| s.service.clone());
-                let svc = svc.ok_or_else(|| Error::NotFound(format!("No service registered with ID \"{id}\"")))?;
-                (format!("{SERVICE_MAINT_PREFIX}{id}"), "Service Maintenance Mode", Some(svc))
+                let svc = self
+                    .local
+                    .lock()
+                    .expect("local lock")
+                    .services
+                    .get(id)
+                    .map(|s| s.service.clone());
+                let svc = svc.ok_or_else(|| {
+                    Error::NotFound(format!("No service registered with ID \"{id}\""))
+                })?;
+                (
+                    format!("{SERVICE_MAINT_PREFIX}{id}"),
+                    "Service Maintenance Mode",
+                    Some(svc),
+                )
             }
         };
         if !enable {
-            let existed = self.local.lock().expect("local lock").checks.remove(&check_id).is_some();
+            let existed = self
+                .local
+                .lock()
+                .expect("local lock")
+                .checks
+                .remove(&check_id)
+                .is_some();
             if existed {
-                let dereg = CatalogDeregistration { node: self.opts.node_name.clone(), check_id, ..Default::default() };
+                let dereg = CatalogDeregistration {
+                    node: self.opts.node_name.clone(),
+                    check_id,
+                    ..Default::default()
+                };
                 self.write(Command::Deregister(dereg)).await?;
             }
             return Ok(());
@@ -488,17 +630,27 @@ impl Agent {
             status: CRITICAL.into(),
             notes,
             service_id: service.as_ref().map(|s| s.id.clone()).unwrap_or_default(),
-            service_name: service.as_ref().map(|s| s.service.clone()).unwrap_or_default(),
+            service_name: service
+                .as_ref()
+                .map(|s| s.service.clone())
+                .unwrap_or_default(),
             service_tags: service.as_ref().map(|s| s.tags.clone()).unwrap_or_default(),
             definition: serde_json::json!({}),
             ..Default::default()
         };
-        let definition = CheckDefinition { name: name.into(), ..Default::default() };
-        self.local
-            .lock()
-            .expect("local lock")
-            .checks
-            .insert(check_id.clone(), LocalCheck { check, definition, ttl_deadline: None, from_config: false });
+        let definition = CheckDefinition {
+            name: name.into(),
+            ..Default::default()
+        };
+        self.local.lock().expect("local lock").checks.insert(
+            check_id.clone(),
+            LocalCheck {
+                check,
+                definition,
+                ttl_deadline: None,
+                from_config: false,
+            },
+        );
         self.sync_check(&check_id).await
     }
 
@@ -508,12 +660,17 @@ impl Agent {
             None => NODE_MAINT_CHECK_ID.to_string(),
             Some(s) => format!("{SERVICE_MAINT_PREFIX}{s}"),
         };
-        self.local.lock().expect("local lock").checks.contains_key(&id)
+        self.local
+            .lock()
+            .expect("local lock")
+            .checks
+            .contains_key(&id)
     }
 
     /// Status used for aggregation of a local check (maintenance checks rank highest).
     pub fn effective_status(check: &HealthCheck) -> &str {
-        if check.check_id == NODE_MAINT_CHECK_ID || check.check_id.starts_with(SERVICE_MAINT_PREFIX) {
+        if check.check_id == NODE_MAINT_CHECK_ID || check.check_id.starts_with(SERVICE_MAINT_PREFIX)
+        {
             MAINTENANCE
         } else {
             &check.status
@@ -526,39 +683,63 @@ impl Agent {
     pub async fn sync_service(&self, id: &str) -> Result<(), Error> {
         let (service, checks) = {
             let local = self.local.lock().expect("local lock");
-            let Some(svc) = local.services.get(id) else { return Ok(()) };
-            let checks: Vec<HealthCheck> =
-                local.checks.values().filter(|c| c.check.service_id == id).map(|c| c.check.clone()).collect();
+            let Some(svc) = local.services.get(id) else {
+                return Ok(());
+            };
+            let checks: Vec<HealthCheck> = local
+                .checks
+                .values()
+                .filter(|c| c.check.service_id == id)
+                .map(|c| c.check.clone())
+                .collect();
             (svc.service.clone(), checks)
         };
         let mut reg = self.node_registration();
         reg.service = Some(service);
         reg.checks = checks;
-        self.write(Command::Register(Box::new(reg))).await.map(|_| ())
+        self.write(Command::Register(Box::new(reg)))
+            .await
+            .map(|_| ())
     }
 
     /// Pushes one local check to the catalog.
     pub async fn sync_check(&self, id: &str) -> Result<(), Error> {
         let check = {
             let local = self.local.lock().expect("local lock");
-            let Some(c) = local.checks.get(id) else { return Ok(()) };
+            let Some(c) = local.checks.get(id) else {
+                return Ok(());
+            };
             c.check.clone()
         };
         let mut reg = self.node_registration();
         reg.checks = vec![check];
-        self.write(Command::Register(Box::new(reg))).await.map(|_| ())
+        self.write(Command::Register(Box::new(reg)))
+            .await
+            .map(|_| ())
     }
 
     /// Full anti-entropy: the catalog's view of this node is made equal to the
     /// local state. Unchanged entries are no-ops in the store (no index bump).
     pub async fn sync_all(&self) -> Result<(), Error> {
-        let ids: Vec<String> = self.local.lock().expect("local lock").services.keys().cloned().collect();
+        let ids: Vec<String> = self
+            .local
+            .lock()
+            .expect("local lock")
+            .services
+            .keys()
+            .cloned()
+            .collect();
         for id in &ids {
             self.sync_service(id).await?;
         }
         let node_checks: Vec<String> = {
             let local = self.local.lock().expect("local lock");
-            local.checks.values().filter(|c| c.check.service_id.is_empty()).map(|c| c.check.check_id.clone()).collect()
+            local
+                .checks
+                .values()
+                .filter(|c| c.check.service_id.is_empty())
+                .map(|c| c.check.check_id.clone())
+                .collect()
         };
         for id in &node_checks {
             self.sync_check(id).await?;
@@ -571,13 +752,18 @@ impl Agent {
                 let services: Vec<String> = store
                     .catalog()
                     .node_services(&node)
-                    .filter(|s| !local.services.contains_key(&s.id) && !(self.opts.server && s.id == "consul"))
+                    .filter(|s| {
+                        !local.services.contains_key(&s.id)
+                            && !(self.opts.server && s.id == "consul")
+                    })
                     .map(|s| s.id.clone())
                     .collect();
                 let checks: Vec<String> = store
                     .catalog()
                     .node_checks(&node)
-                    .filter(|c| !local.checks.contains_key(&c.check_id) && c.check_id != SERF_CHECK_ID)
+                    .filter(|c| {
+                        !local.checks.contains_key(&c.check_id) && c.check_id != SERF_CHECK_ID
+                    })
                     .filter(|c| !services.contains(&c.service_id))
                     .map(|c| c.check_id.clone())
                     .collect();
@@ -585,11 +771,19 @@ impl Agent {
             })
         };
         for id in stale_services {
-            let dereg = CatalogDeregistration { node: node.clone(), service_id: id, ..Default::default() };
+            let dereg = CatalogDeregistration {
+                node: node.clone(),
+                service_id: id,
+                ..Default::default()
+            };
             self.write(Command::Deregister(dereg)).await?;
         }
         for id in stale_checks {
-            let dereg = CatalogDeregistration { node: node.clone(), check_id: id, ..Default::default() };
+            let dereg = CatalogDeregistration {
+                node: node.clone(),
+                check_id: id,
+                ..Default::default()
+            };
             self.write(Command::Deregister(dereg)).await?;
         }
         Ok(())

@@ -38,7 +38,11 @@ async fn leadership_loop(agent: Arc<Agent>) {
         if is_leader && !was_leader {
             tracing::info!("cluster leadership acquired");
             // Sessions get a fresh full TTL under a new leader, as in Consul.
-            agent.session_deadlines.lock().expect("sessions lock").clear();
+            agent
+                .session_deadlines
+                .lock()
+                .expect("sessions lock")
+                .clear();
             let mut delay = Duration::from_millis(50);
             loop {
                 match agent.register_self().await {
@@ -110,7 +114,11 @@ async fn ttl_loop(agent: Arc<Agent>) {
 /// Resets a session's expiry (create and renew).
 pub fn touch_session(agent: &Agent, id: &str, ttl: Duration) {
     let deadline = Instant::now() + ttl * SESSION_TTL_MULTIPLIER;
-    agent.session_deadlines.lock().expect("sessions lock").insert(id.to_string(), deadline);
+    agent
+        .session_deadlines
+        .lock()
+        .expect("sessions lock")
+        .insert(id.to_string(), deadline);
 }
 
 async fn session_loop(agent: Arc<Agent>) {
@@ -128,7 +136,12 @@ async fn session_loop(agent: Arc<Agent>) {
         let sessions: Vec<(String, Duration)> = agent.raft.shared.read(|store| {
             store
                 .sessions()
-                .filter_map(|s| parse_duration(&s.ttl).ok().filter(|d| !d.is_zero()).map(|d| (s.id.clone(), d)))
+                .filter_map(|s| {
+                    parse_duration(&s.ttl)
+                        .ok()
+                        .filter(|d| !d.is_zero())
+                        .map(|d| (s.id.clone(), d))
+                })
                 .collect()
         });
         let expired: Vec<String> = {
@@ -136,16 +149,28 @@ async fn session_loop(agent: Arc<Agent>) {
             deadlines.retain(|id, _| sessions.iter().any(|(s, _)| s == id));
             sessions
                 .iter()
-                .filter(|(id, ttl)| *deadlines.entry(id.clone()).or_insert(now + *ttl * SESSION_TTL_MULTIPLIER) <= now)
+                .filter(|(id, ttl)| {
+                    *deadlines
+                        .entry(id.clone())
+                        .or_insert(now + *ttl * SESSION_TTL_MULTIPLIER)
+                        <= now
+                })
                 .map(|(id, _)| id.clone())
                 .collect()
         };
         for id in expired {
             tracing::info!(session = %id, "session TTL expired; invalidating");
-            if let Err(e) = agent.write(Command::SessionDestroy { id: id.clone() }).await {
+            if let Err(e) = agent
+                .write(Command::SessionDestroy { id: id.clone() })
+                .await
+            {
                 tracing::warn!(session = %id, error = %e, "failed to invalidate session");
             } else {
-                agent.session_deadlines.lock().expect("sessions lock").remove(&id);
+                agent
+                    .session_deadlines
+                    .lock()
+                    .expect("sessions lock")
+                    .remove(&id);
             }
         }
     }
@@ -164,7 +189,10 @@ async fn tombstone_loop(agent: Arc<Agent>) {
         let now = Instant::now();
         seen.push_back((agent.raft.shared.read(|s| s.index()), now));
         let mut reap = None;
-        while seen.front().is_some_and(|(_, t)| now.duration_since(*t) >= TOMBSTONE_TTL) {
+        while seen
+            .front()
+            .is_some_and(|(_, t)| now.duration_since(*t) >= TOMBSTONE_TTL)
+        {
             reap = seen.pop_front().map(|(i, _)| i);
         }
         if let (Some(index), true) = (reap, agent.raft.is_leader()) {

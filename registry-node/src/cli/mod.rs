@@ -11,7 +11,12 @@ use crate::config::AgentArgs;
 
 /// `registry-node` command line.
 #[derive(Debug, Parser)]
-#[command(name = "registry-node", version, about = "Consul-compatible service registry", disable_help_subcommand = true)]
+#[command(
+    name = "registry-node",
+    version,
+    about = "Consul-compatible service registry",
+    disable_help_subcommand = true
+)]
 pub struct Cli {
     /// The subcommand.
     #[command(subcommand)]

@@ -28,10 +28,12 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             ListenAddr::Tcp(a) => Some(*a),
             ListenAddr::Unix(_) => None,
         })
-        .context("no TCP HTTP listener configured (ports.http is -1 or only unix sockets are set)")?;
-    let listener = TcpListener::bind(http_addr)
-        .await
-        .with_context(|| format!("Error starting HTTP server on {http_addr}: is another agent running?"))?;
+        .context(
+            "no TCP HTTP listener configured (ports.http is -1 or only unix sockets are set)",
+        )?;
+    let listener = TcpListener::bind(http_addr).await.with_context(|| {
+        format!("Error starting HTTP server on {http_addr}: is another agent running?")
+    })?;
     let bound = listener.local_addr()?;
 
     if let Some(pid_file) = Some(config.pid_file.as_str()).filter(|p| !p.is_empty()) {
@@ -117,7 +119,10 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
         // Our timing per raft_multiplier unit; the default multiplier 5 gives a 100 ms
         // heartbeat and a 0.5–1 s election timeout (Consul's would be 5 s).
         raft_heartbeat: Duration::from_millis(20) * m,
-        raft_election: (Duration::from_millis(100) * m, Duration::from_millis(200) * m),
+        raft_election: (
+            Duration::from_millis(100) * m,
+            Duration::from_millis(200) * m,
+        ),
         raft_snapshot_threshold: config.raft_snapshot_threshold,
         raft_trailing_logs: config.raft_trailing_logs,
         services: config.services.clone(),
@@ -130,17 +135,20 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
 /// new random UUID (persisted when there is a data dir), as Consul does.
 fn node_id(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<String> {
     if !config.node_id.is_empty() {
-        uuid::Uuid::parse_str(&config.node_id).with_context(|| format!("node_id {:?} is not a UUID", config.node_id))?;
+        uuid::Uuid::parse_str(&config.node_id)
+            .with_context(|| format!("node_id {:?} is not a UUID", config.node_id))?;
         return Ok(config.node_id.to_lowercase());
     }
     let Some(dir) = data_dir else {
         return Ok(uuid::Uuid::new_v4().to_string());
     };
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create data dir {}", dir.display()))?;
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create data dir {}", dir.display()))?;
     let path = dir.join("node-id");
     if let Ok(text) = std::fs::read_to_string(&path) {
         let id = text.trim().to_string();
-        uuid::Uuid::parse_str(&id).with_context(|| format!("{} does not hold a UUID", path.display()))?;
+        uuid::Uuid::parse_str(&id)
+            .with_context(|| format!("{} does not hold a UUID", path.display()))?;
         return Ok(id);
     }
     let id = uuid::Uuid::new_v4().to_string();
@@ -149,17 +157,42 @@ fn node_id(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<String> {
 }
 
 fn print_banner(opts: &AgentOptions, config: &Config, resolved: &Resolved, http: SocketAddr) {
-    let clients: Vec<String> = resolved.client_ips.iter().map(|ip| ip.to_string()).collect();
+    let clients: Vec<String> = resolved
+        .client_ips
+        .iter()
+        .map(|ip| ip.to_string())
+        .collect();
     let dns = config.ports.dns;
     println!("==> Consul agent running!");
-    println!("           Version: '{}' (registry-node {})", registry_api::CONSUL_COMPAT_VERSION, registry_api::VERSION);
+    println!(
+        "           Version: '{}' (registry-node {})",
+        registry_api::CONSUL_COMPAT_VERSION,
+        registry_api::VERSION
+    );
     println!("           Node ID: '{}'", opts.node_id);
     println!("         Node name: '{}'", opts.node_name);
-    println!("        Datacenter: '{}' (Segment: '{}')", opts.datacenter, if opts.server { "<all>" } else { "" });
-    println!("            Server: {} (Bootstrap: {})", opts.server, opts.bootstrap);
-    println!("       Client Addr: [{}] (HTTP: {}, HTTPS: -1, gRPC: -1, DNS: {dns})", clients.join(" "), http.port());
-    println!("      Cluster Addr: {} (LAN: {}, WAN: {})", opts.advertise_addr, opts.serf_lan_port, config.ports.serf_wan);
-    println!("           Encrypt: Gossip: {}, TLS-Outgoing: false, TLS-Incoming: false", !config.encrypt.is_empty());
+    println!(
+        "        Datacenter: '{}' (Segment: '{}')",
+        opts.datacenter,
+        if opts.server { "<all>" } else { "" }
+    );
+    println!(
+        "            Server: {} (Bootstrap: {})",
+        opts.server, opts.bootstrap
+    );
+    println!(
+        "       Client Addr: [{}] (HTTP: {}, HTTPS: -1, gRPC: -1, DNS: {dns})",
+        clients.join(" "),
+        http.port()
+    );
+    println!(
+        "      Cluster Addr: {} (LAN: {}, WAN: {})",
+        opts.advertise_addr, opts.serf_lan_port, config.ports.serf_wan
+    );
+    println!(
+        "           Encrypt: Gossip: {}, TLS-Outgoing: false, TLS-Incoming: false",
+        !config.encrypt.is_empty()
+    );
     println!();
     println!("==> Log data will now stream in as it occurs:");
     println!();

@@ -3,11 +3,13 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod http_flags;
 pub mod info;
 pub mod join;
 pub mod kv;
 pub mod leave;
 pub mod members;
+pub mod output;
 pub mod reload;
 pub mod services;
 pub mod validate;

@@ -11,8 +11,8 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use registry_api::{
-    AgentSelf, AgentSelfConfig, AgentService, AgentServiceHealth, AgentServiceRegistration, CheckDefinition,
-    HealthCheck, Member, aggregate,
+    AgentSelf, AgentSelfConfig, AgentService, AgentServiceHealth, AgentServiceRegistration,
+    CheckDefinition, HealthCheck, Member, aggregate,
 };
 use serde::Deserialize;
 
@@ -33,13 +33,25 @@ pub fn routes() -> Router<Ctx> {
         .route("/v1/agent/service/{id}", get(service))
         .route("/v1/agent/service/register", put(register_service))
         .route("/v1/agent/service/deregister/{id}", put(deregister_service))
-        .route("/v1/agent/service/maintenance/{id}", put(service_maintenance))
+        .route(
+            "/v1/agent/service/maintenance/{id}",
+            put(service_maintenance),
+        )
         .route("/v1/agent/checks", get(checks))
         .route("/v1/agent/check/register", put(register_check))
         .route("/v1/agent/check/deregister/{id}", put(deregister_check))
-        .route("/v1/agent/check/pass/{id}", put(|s, p, q| ttl_note(s, p, q, registry_api::PASSING)))
-        .route("/v1/agent/check/warn/{id}", put(|s, p, q| ttl_note(s, p, q, registry_api::WARNING)))
-        .route("/v1/agent/check/fail/{id}", put(|s, p, q| ttl_note(s, p, q, registry_api::CRITICAL)))
+        .route(
+            "/v1/agent/check/pass/{id}",
+            put(|s, p, q| ttl_note(s, p, q, registry_api::PASSING)),
+        )
+        .route(
+            "/v1/agent/check/warn/{id}",
+            put(|s, p, q| ttl_note(s, p, q, registry_api::WARNING)),
+        )
+        .route(
+            "/v1/agent/check/fail/{id}",
+            put(|s, p, q| ttl_note(s, p, q, registry_api::CRITICAL)),
+        )
         .route("/v1/agent/check/update/{id}", put(ttl_update))
         .route("/v1/agent/health/service/name/{name}", get(health_by_name))
         .route("/v1/agent/health/service/id/{id}", get(health_by_id))
@@ -58,12 +70,25 @@ fn pretty(params: &Params) -> bool {
 pub fn self_member(agent: &Agent) -> Member {
     let o = &agent.opts;
     let mut tags = BTreeMap::new();
-    let put = |tags: &mut BTreeMap<String, String>, k: &str, v: String| tags.insert(k.to_string(), v);
-    put(&mut tags, "role", if o.server { "consul" } else { "node" }.into());
+    let put =
+        |tags: &mut BTreeMap<String, String>, k: &str, v: String| tags.insert(k.to_string(), v);
+    put(
+        &mut tags,
+        "role",
+        if o.server { "consul" } else { "node" }.into(),
+    );
     put(&mut tags, "dc", o.datacenter.clone());
     put(&mut tags, "segment", String::new());
     put(&mut tags, "id", o.node_id.clone());
-    put(&mut tags, "build", format!("{}:{}", registry_api::CONSUL_COMPAT_VERSION, registry_api::VERSION));
+    put(
+        &mut tags,
+        "build",
+        format!(
+            "{}:{}",
+            registry_api::CONSUL_COMPAT_VERSION,
+            registry_api::VERSION
+        ),
+    );
     put(&mut tags, "vsn", "2".into());
     put(&mut tags, "vsn_min", "2".into());
     put(&mut tags, "vsn_max", "3".into());
@@ -95,12 +120,24 @@ pub fn self_member(agent: &Agent) -> Member {
 fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut section = |name: &str, pairs: Vec<(&str, String)>| {
-        out.insert(name.to_string(), pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect());
+        out.insert(
+            name.to_string(),
+            pairs.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
+        );
     };
     let (services, checks, ttls, monitors) = {
         let local = agent.local.lock().expect("local lock");
-        let ttls = local.checks.values().filter(|c| c.definition.ttl.is_some()).count();
-        (local.services.len(), local.checks.len(), ttls, local.checks.len() - ttls)
+        let ttls = local
+            .checks
+            .values()
+            .filter(|c| c.definition.ttl.is_some())
+            .count();
+        (
+            local.services.len(),
+            local.checks.len(),
+            ttls,
+            local.checks.len() - ttls,
+        )
     };
     section(
         "agent",
@@ -122,7 +159,12 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
     let m = agent.raft.raft.metrics().borrow().clone();
     let leader_addr = m
         .current_leader
-        .and_then(|id| m.membership_config.membership().get_node(&id).map(|n| n.addr.clone()))
+        .and_then(|id| {
+            m.membership_config
+                .membership()
+                .get_node(&id)
+                .map(|n| n.addr.clone())
+        })
         .unwrap_or_default();
     if agent.opts.server {
         section(
@@ -131,7 +173,10 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
                 ("acl", "disabled".into()),
                 ("bootstrap", agent.opts.bootstrap.to_string()),
                 ("known_datacenters", "1".into()),
-                ("leader", (m.current_leader == Some(agent.raft.id)).to_string()),
+                (
+                    "leader",
+                    (m.current_leader == Some(agent.raft.id)).to_string(),
+                ),
                 ("leader_addr", leader_addr),
                 ("server", "true".into()),
             ],
@@ -141,15 +186,44 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
         section(
             "raft",
             vec![
-                ("applied_index", m.last_applied.map(|l| l.index).unwrap_or(0).to_string()),
-                ("commit_index", m.last_applied.map(|l| l.index).unwrap_or(0).to_string()),
+                (
+                    "applied_index",
+                    m.last_applied.map(|l| l.index).unwrap_or(0).to_string(),
+                ),
+                (
+                    "commit_index",
+                    m.last_applied.map(|l| l.index).unwrap_or(0).to_string(),
+                ),
                 ("fsm_pending", "0".into()),
-                ("last_contact", if m.current_leader == Some(agent.raft.id) { "0".into() } else { "never".into() }),
+                (
+                    "last_contact",
+                    if m.current_leader == Some(agent.raft.id) {
+                        "0".into()
+                    } else {
+                        "never".into()
+                    },
+                ),
                 ("last_log_index", m.last_log_index.unwrap_or(0).to_string()),
                 ("last_log_term", m.current_term.to_string()),
-                ("last_snapshot_index", m.snapshot.map(|l| l.index).unwrap_or(0).to_string()),
-                ("last_snapshot_term", m.snapshot.map(|l| l.leader_id.term).unwrap_or(0).to_string()),
-                ("latest_configuration_index", m.membership_config.log_id().map(|l| l.index).unwrap_or(0).to_string()),
+                (
+                    "last_snapshot_index",
+                    m.snapshot.map(|l| l.index).unwrap_or(0).to_string(),
+                ),
+                (
+                    "last_snapshot_term",
+                    m.snapshot
+                        .map(|l| l.leader_id.term)
+                        .unwrap_or(0)
+                        .to_string(),
+                ),
+                (
+                    "latest_configuration_index",
+                    m.membership_config
+                        .log_id()
+                        .map(|l| l.index)
+                        .unwrap_or(0)
+                        .to_string(),
+                ),
                 ("num_peers", voters.saturating_sub(1).to_string()),
                 ("protocol_version", "3".into()),
                 ("protocol_version_max", "3".into()),
@@ -161,17 +235,39 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
             ],
         );
     } else {
-        section("consul", vec![("acl", "disabled".into()), ("known_servers", "0".into()), ("server", "false".into())]);
+        section(
+            "consul",
+            vec![
+                ("acl", "disabled".into()),
+                ("known_servers", "0".into()),
+                ("server", "false".into()),
+            ],
+        );
     }
     section(
         "runtime",
         vec![
             ("arch", std::env::consts::ARCH.into()),
-            ("cpu_count", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string()),
+            (
+                "cpu_count",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+                    .to_string(),
+            ),
             ("goroutines", "0".into()),
-            ("max_procs", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).to_string()),
+            (
+                "max_procs",
+                std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1)
+                    .to_string(),
+            ),
             ("os", std::env::consts::OS.into()),
-            ("version", format!("rust (registry-node {})", registry_api::VERSION)),
+            (
+                "version",
+                format!("rust (registry-node {})", registry_api::VERSION),
+            ),
         ],
     );
     let serf = vec![
@@ -236,7 +332,12 @@ fn agent_services(agent: &Agent) -> BTreeMap<String, AgentService> {
     local
         .services
         .iter()
-        .map(|(id, s)| (id.clone(), AgentService::from_node_service(&s.service, &agent.opts.datacenter)))
+        .map(|(id, s)| {
+            (
+                id.clone(),
+                AgentService::from_node_service(&s.service, &agent.opts.datacenter),
+            )
+        })
         .collect()
 }
 
@@ -252,10 +353,17 @@ fn content_hash(svc: &AgentService) -> String {
     format!("{:016x}", h.finish())
 }
 
-async fn service(State(agent): State<Ctx>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+async fn service(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let wait = params
         .get("wait")
-        .map(|w| registry_api::duration::parse_duration(w).map_err(|_| ApiError::bad_request("Invalid wait time")))
+        .map(|w| {
+            registry_api::duration::parse_duration(w)
+                .map_err(|_| ApiError::bad_request("Invalid wait time"))
+        })
         .transpose()?
         .unwrap_or(agent.opts.default_query_time)
         .min(agent.opts.max_query_time);
@@ -274,18 +382,30 @@ async fn service(State(agent): State<Ctx>, Path(id): Path<String>, params: Param
         }
         svc.content_hash = Some(hash.clone());
         let mut resp = json(StatusCode::OK, &svc, pretty(&params));
-        resp.headers_mut().insert("X-Consul-ContentHash", hash.parse().expect("hex is a valid header"));
+        resp.headers_mut().insert(
+            "X-Consul-ContentHash",
+            hash.parse().expect("hex is a valid header"),
+        );
         return Ok(resp);
     }
 }
 
-async fn register_service(State(agent): State<Ctx>, params: Params, body: Bytes) -> ApiResult<Response> {
+async fn register_service(
+    State(agent): State<Ctx>,
+    params: Params,
+    body: Bytes,
+) -> ApiResult<Response> {
     let reg: AgentServiceRegistration = decode_body(&body)?;
-    agent.register_service(&reg, params.flag("replace-existing-checks")).await?;
+    agent
+        .register_service(&reg, params.flag("replace-existing-checks"))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
-async fn deregister_service(State(agent): State<Ctx>, Path(id): Path<String>) -> ApiResult<Response> {
+async fn deregister_service(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+) -> ApiResult<Response> {
     agent.deregister_service(&id).await?;
     Ok(StatusCode::OK.into_response())
 }
@@ -293,7 +413,11 @@ async fn deregister_service(State(agent): State<Ctx>, Path(id): Path<String>) ->
 async fn checks(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     let checks: BTreeMap<String, HealthCheck> = {
         let local = agent.local.lock().expect("local lock");
-        local.checks.iter().map(|(id, c)| (id.clone(), c.check.clone())).collect()
+        local
+            .checks
+            .iter()
+            .map(|(id, c)| (id.clone(), c.check.clone()))
+            .collect()
     };
     let checks = filter::apply_map(params.get("filter"), checks)?;
     Ok(json(StatusCode::OK, &checks, pretty(&params)))
@@ -310,8 +434,15 @@ async fn deregister_check(State(agent): State<Ctx>, Path(id): Path<String>) -> A
     Ok(StatusCode::OK.into_response())
 }
 
-async fn ttl_note(State(agent): State<Ctx>, Path(id): Path<String>, params: Params, status: &str) -> ApiResult<Response> {
-    agent.update_ttl(&id, status, params.get("note").unwrap_or("")).await?;
+async fn ttl_note(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+    status: &str,
+) -> ApiResult<Response> {
+    agent
+        .update_ttl(&id, status, params.get("note").unwrap_or(""))
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -324,9 +455,15 @@ struct CheckUpdate {
     output: String,
 }
 
-async fn ttl_update(State(agent): State<Ctx>, Path(id): Path<String>, body: Bytes) -> ApiResult<Response> {
+async fn ttl_update(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> ApiResult<Response> {
     let update: CheckUpdate = decode_body(&body)?;
-    agent.update_ttl(&id, &update.status, &update.output).await?;
+    agent
+        .update_ttl(&id, &update.status, &update.output)
+        .await?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -341,7 +478,11 @@ fn health_response(rows: Vec<AgentServiceHealth>, single: bool, params: &Params)
     if params.get("format") == Some("text") {
         return (code, worst.to_string()).into_response();
     }
-    if single { json(code, &rows[0], pretty(params)) } else { json(code, &rows, pretty(params)) }
+    if single {
+        json(code, &rows[0], pretty(params))
+    } else {
+        json(code, &rows, pretty(params))
+    }
 }
 
 fn local_health(agent: &Agent, matches: impl Fn(&AgentService) -> bool) -> Vec<AgentServiceHealth> {
@@ -358,12 +499,20 @@ fn local_health(agent: &Agent, matches: impl Fn(&AgentService) -> bool) -> Vec<A
                 .map(|c| c.check.clone())
                 .collect();
             let status = aggregate(checks.iter().map(Agent::effective_status));
-            AgentServiceHealth { aggregated_status: status.to_string(), service: svc, checks }
+            AgentServiceHealth {
+                aggregated_status: status.to_string(),
+                service: svc,
+                checks,
+            }
         })
         .collect()
 }
 
-async fn health_by_name(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn health_by_name(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let rows = local_health(&agent, |s| s.service == name);
     if rows.is_empty() {
         return Err(ApiError::not_found(format!("ServiceName {name} Not Found")));
@@ -371,7 +520,11 @@ async fn health_by_name(State(agent): State<Ctx>, Path(name): Path<String>, para
     Ok(health_response(rows, false, &params))
 }
 
-async fn health_by_id(State(agent): State<Ctx>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+async fn health_by_id(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let rows = local_health(&agent, |s| s.id == id);
     if rows.is_empty() {
         return Err(ApiError::not_found(format!("ServiceId {id} Not Found")));
@@ -382,7 +535,9 @@ async fn health_by_id(State(agent): State<Ctx>, Path(id): Path<String>, params: 
 fn maintenance_args(params: &Params) -> ApiResult<(bool, String)> {
     let enable = match params.get("enable") {
         None | Some("") => return Err(ApiError::bad_request("Missing value for enable")),
-        Some(v) => v.parse::<bool>().map_err(|_| ApiError::bad_request(format!("Invalid value for enable: {v:?}")))?,
+        Some(v) => v
+            .parse::<bool>()
+            .map_err(|_| ApiError::bad_request(format!("Invalid value for enable: {v:?}")))?,
     };
     Ok((enable, params.get("reason").unwrap_or("").to_string()))
 }
@@ -393,7 +548,11 @@ async fn node_maintenance(State(agent): State<Ctx>, params: Params) -> ApiResult
     Ok(StatusCode::OK.into_response())
 }
 
-async fn service_maintenance(State(agent): State<Ctx>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+async fn service_maintenance(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let (enable, reason) = maintenance_args(&params)?;
     agent.set_maintenance(Some(&id), enable, &reason).await?;
     Ok(StatusCode::OK.into_response())
@@ -411,7 +570,10 @@ async fn leave(State(agent): State<Ctx>) -> ApiResult<Response> {
 }
 
 async fn reload(State(agent): State<Ctx>) -> ApiResult<Response> {
-    agent.reload().await.map_err(|e| ApiError::internal(format!("Failed to reload configs: {e}")))?;
+    agent
+        .reload()
+        .await
+        .map_err(|e| ApiError::internal(format!("Failed to reload configs: {e}")))?;
     Ok(StatusCode::OK.into_response())
 }
 
@@ -423,7 +585,11 @@ async fn join(State(_agent): State<Ctx>, Path(addr): Path<String>) -> ApiResult<
 
 async fn force_leave(State(agent): State<Ctx>, Path(node): Path<String>) -> ApiResult<Response> {
     if node == agent.opts.node_name {
-        return Err(ApiError::internal("Cannot force-leave this agent; use leave"));
+        return Err(ApiError::internal(
+            "Cannot force-leave this agent; use leave",
+        ));
     }
-    Err(ApiError::not_found(format!("agent: No node found with name '{node}'")))
+    Err(ApiError::not_found(format!(
+        "agent: No node found with name '{node}'"
+    )))
 }

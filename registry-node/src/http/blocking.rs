@@ -58,11 +58,17 @@ impl ReadOpts {
         };
         let wait = wait.min(agent.opts.max_query_time);
         // Jitter spreads the returns of many watchers that started together.
-        let jitter = if wait.is_zero() { Duration::ZERO } else { wait.mul_f64(rand::random::<f64>() / 16.0) };
+        let jitter = if wait.is_zero() {
+            Duration::ZERO
+        } else {
+            wait.mul_f64(rand::random::<f64>() / 16.0)
+        };
         let wait = (wait + jitter).min(agent.opts.max_query_time);
         let (stale, consistent) = (params.flag("stale"), params.flag("consistent"));
         if stale && consistent {
-            return Err(ApiError::bad_request("Cannot specify ?stale with ?consistent, conflicting semantics."));
+            return Err(ApiError::bad_request(
+                "Cannot specify ?stale with ?consistent, conflicting semantics.",
+            ));
         }
         let consistency = if stale {
             Consistency::Stale
@@ -71,8 +77,17 @@ impl ReadOpts {
         } else {
             Consistency::Default
         };
-        let filter = params.get("filter").filter(|f| !f.is_empty()).map(str::to_string);
-        Ok(ReadOpts { index, wait, consistency, pretty: params.get("pretty").is_some(), filter })
+        let filter = params
+            .get("filter")
+            .filter(|f| !f.is_empty())
+            .map(str::to_string);
+        Ok(ReadOpts {
+            index,
+            wait,
+            consistency,
+            pretty: params.get("pretty").is_some(),
+            filter,
+        })
     }
 }
 
@@ -92,14 +107,25 @@ pub async fn read<T>(
                 return Err(ApiError::no_leader());
             }
         }
-        Consistency::Consistent => agent.raft.linearizable_barrier().await.map_err(|_| ApiError::no_leader())?,
+        Consistency::Consistent => agent
+            .raft
+            .linearizable_barrier()
+            .await
+            .map_err(|_| ApiError::no_leader())?,
     }
     let deadline = Instant::now() + opts.wait;
     loop {
         let mut subscription = agent.raft.shared.notifier.subscribe(keys);
-        let (data, index) = agent.raft.shared.read(|store| (view(store), store.view_index(keys)));
+        let (data, index) = agent
+            .raft
+            .shared
+            .read(|store| (view(store), store.view_index(keys)));
         if opts.index == 0 || index > opts.index || Instant::now() >= deadline {
-            let meta = ReadMeta { index: index.max(1), known_leader, last_contact_ms: 0 };
+            let meta = ReadMeta {
+                index: index.max(1),
+                known_leader,
+                last_contact_ms: 0,
+            };
             return Ok((data, meta));
         }
         tokio::select! {
@@ -129,14 +155,22 @@ pub fn json<T: Serialize + ?Sized>(status: StatusCode, body: &T, pretty: bool) -
             Err(e) => return ApiError::internal(e.to_string()).into_response(),
         }
     };
-    (status, [(CONTENT_TYPE, HeaderValue::from_static("application/json"))], bytes).into_response()
+    (
+        status,
+        [(CONTENT_TYPE, HeaderValue::from_static("application/json"))],
+        bytes,
+    )
+        .into_response()
 }
 
 /// Adds the blocking-read headers to a response.
 pub fn with_meta(mut response: Response, meta: &ReadMeta) -> Response {
     let headers = response.headers_mut();
     headers.insert(HEADER_INDEX, HeaderValue::from(meta.index));
-    headers.insert(HEADER_KNOWN_LEADER, HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }));
+    headers.insert(
+        HEADER_KNOWN_LEADER,
+        HeaderValue::from_static(if meta.known_leader { "true" } else { "false" }),
+    );
     headers.insert(HEADER_LAST_CONTACT, HeaderValue::from(meta.last_contact_ms));
     response
 }

@@ -8,7 +8,9 @@ use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, put};
-use registry_api::{CatalogDeregistration, CatalogRegistration, Meta, Node, NodeServiceList, NodeServices, decode};
+use registry_api::{
+    CatalogDeregistration, CatalogRegistration, Meta, Node, NodeServiceList, NodeServices, decode,
+};
 
 use super::Ctx;
 use super::blocking::{ReadOpts, json, read, reply};
@@ -32,7 +34,8 @@ pub fn routes() -> Router<Ctx> {
 
 /// Decodes a JSON body the way Go does; a syntax error is a 400 naming the problem.
 pub fn decode_body<T: serde::de::DeserializeOwned>(body: &[u8]) -> ApiResult<T> {
-    decode::from_slice(body).map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
+    decode::from_slice(body)
+        .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))
 }
 
 /// Whether node metadata has every `key:value` pair asked for.
@@ -89,14 +92,22 @@ async fn deregister(State(agent): State<Ctx>, params: Params, body: Bytes) -> Ap
 }
 
 async fn datacenters(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
-    Ok(json(StatusCode::OK, &[agent.opts.datacenter.clone()], params.get("pretty").is_some()))
+    Ok(json(
+        StatusCode::OK,
+        &[agent.opts.datacenter.clone()],
+        params.get("pretty").is_some(),
+    ))
 }
 
 async fn nodes(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let wanted = params.node_meta();
     let (nodes, meta) = read(&agent, &opts, &[WatchKey::Nodes], |s| {
-        s.catalog().nodes().filter(|n| meta_matches(&n.meta, &wanted)).cloned().collect::<Vec<Node>>()
+        s.catalog()
+            .nodes()
+            .filter(|n| meta_matches(&n.meta, &wanted))
+            .cloned()
+            .collect::<Vec<Node>>()
     })
     .await?;
     let nodes = filter::apply(opts.filter.as_deref(), nodes)?;
@@ -106,17 +117,26 @@ async fn nodes(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> 
 async fn services(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let wanted = params.node_meta();
-    let filter = opts.filter.as_deref().map(filter::parse_for_api).transpose()?;
+    let filter = opts
+        .filter
+        .as_deref()
+        .map(filter::parse_for_api)
+        .transpose()?;
     let (result, meta) = read(&agent, &opts, &[WatchKey::Services, WatchKey::Nodes], |s| {
         if wanted.is_empty() && filter.is_none() {
             return Ok(s.catalog().service_names());
         }
         // With a filter or node-meta, aggregate over the matching instances only.
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
-        for node in s.catalog().nodes().filter(|n| meta_matches(&n.meta, &wanted)) {
+        for node in s
+            .catalog()
+            .nodes()
+            .filter(|n| meta_matches(&n.meta, &wanted))
+        {
             for svc in s.catalog().node_services(&node.node) {
                 if let Some(f) = &filter {
-                    let row = serde_json::to_value(registry_api::ServiceNode::new(node, svc)).unwrap_or_default();
+                    let row = serde_json::to_value(registry_api::ServiceNode::new(node, svc))
+                        .unwrap_or_default();
                     if !f.matches(&row)? {
                         continue;
                     }
@@ -136,7 +156,11 @@ async fn services(State(agent): State<Ctx>, params: Params) -> ApiResult<Respons
     Ok(reply(&services, &meta, &opts))
 }
 
-async fn service(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn service(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let tags = params.all("tag");
     let wanted = params.node_meta();
@@ -152,11 +176,19 @@ async fn service(State(agent): State<Ctx>, Path(name): Path<String>, params: Par
     Ok(reply(&rows, &meta, &opts))
 }
 
-async fn node(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn node(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let (found, meta) = read(&agent, &opts, &[WatchKey::Node(name.clone())], |s| {
         s.catalog().node(&name).cloned().map(|node| {
-            let services = s.catalog().node_services(&name).map(|svc| (svc.id.clone(), svc.clone())).collect();
+            let services = s
+                .catalog()
+                .node_services(&name)
+                .map(|svc| (svc.id.clone(), svc.clone()))
+                .collect();
             NodeServices { node, services }
         })
     })
@@ -171,7 +203,11 @@ async fn node(State(agent): State<Ctx>, Path(name): Path<String>, params: Params
     Ok(reply(&found, &meta, &opts))
 }
 
-async fn node_services(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn node_services(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let (found, meta) = read(&agent, &opts, &[WatchKey::Node(name.clone())], |s| {
         s.catalog().node(&name).cloned().map(|node| {

@@ -18,17 +18,26 @@ pub struct ApiError {
 impl ApiError {
     /// 400 with a message.
     pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::BAD_REQUEST, message: message.into() }
+        ApiError {
+            status: StatusCode::BAD_REQUEST,
+            message: message.into(),
+        }
     }
 
     /// 404 with a message.
     pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::NOT_FOUND, message: message.into() }
+        ApiError {
+            status: StatusCode::NOT_FOUND,
+            message: message.into(),
+        }
     }
 
     /// 500 with a message.
     pub fn internal(message: impl Into<String>) -> Self {
-        ApiError { status: StatusCode::INTERNAL_SERVER_ERROR, message: message.into() }
+        ApiError {
+            status: StatusCode::INTERNAL_SERVER_ERROR,
+            message: message.into(),
+        }
     }
 
     /// 500 `No cluster leader`.
@@ -50,13 +59,22 @@ impl From<agent::Error> for ApiError {
 
 impl From<crate::filter::FilterError> for ApiError {
     fn from(e: crate::filter::FilterError) -> Self {
-        if e.is_bad_request() { ApiError::bad_request(e.to_string()) } else { ApiError::internal(e.to_string()) }
+        if e.is_bad_request() {
+            ApiError::bad_request(e.to_string())
+        } else {
+            ApiError::internal(e.to_string())
+        }
     }
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        (self.status, [(CONTENT_TYPE, "text/plain; charset=utf-8")], self.message).into_response()
+        (
+            self.status,
+            [(CONTENT_TYPE, "text/plain; charset=utf-8")],
+            self.message,
+        )
+            .into_response()
     }
 }
 

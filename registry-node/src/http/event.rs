@@ -18,23 +18,37 @@ use crate::agent::events::list_index;
 
 /// Routes of this family.
 pub fn routes() -> Router<Ctx> {
-    Router::new().route("/v1/event/fire/{name}", put(fire)).route("/v1/event/list", get(list))
+    Router::new()
+        .route("/v1/event/fire/{name}", put(fire))
+        .route("/v1/event/list", get(list))
 }
 
-async fn fire(State(agent): State<Ctx>, Path(name): Path<String>, params: Params, body: Bytes) -> ApiResult<Response> {
+async fn fire(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+    body: Bytes,
+) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
     if name.starts_with('_') {
-        return Err(ApiError::bad_request("User events with a leading underscore are reserved"));
+        return Err(ApiError::bad_request(
+            "User events with a leading underscore are reserved",
+        ));
     }
     for (param, what) in [("node", "node"), ("service", "service"), ("tag", "tag")] {
         if let Some(re) = params.get(param) {
-            regex::Regex::new(re).map_err(|e| ApiError::bad_request(format!("Invalid {what} filter: {e}")))?;
+            regex::Regex::new(re)
+                .map_err(|e| ApiError::bad_request(format!("Invalid {what} filter: {e}")))?;
         }
     }
     let event = UserEvent {
         id: uuid::Uuid::new_v4().to_string(),
         name,
-        payload: if body.is_empty() { None } else { Some(body.to_vec()) },
+        payload: if body.is_empty() {
+            None
+        } else {
+            Some(body.to_vec())
+        },
         node_filter: params.get("node").unwrap_or("").into(),
         service_filter: params.get("service").unwrap_or("").into(),
         tag_filter: params.get("tag").unwrap_or("").into(),
@@ -54,7 +68,11 @@ async fn list(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
         let events = agent.events.list(name);
         let index = list_index(&events);
         if opts.index == 0 || index != opts.index || Instant::now() >= deadline {
-            let meta = ReadMeta { index, known_leader: agent.raft.leader().is_some(), last_contact_ms: 0 };
+            let meta = ReadMeta {
+                index,
+                known_leader: agent.raft.leader().is_some(),
+                last_contact_ms: 0,
+            };
             return Ok(reply(&events, &meta, &opts));
         }
         tokio::select! {

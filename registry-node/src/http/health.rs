@@ -28,7 +28,11 @@ pub fn all_passing(row: &CheckServiceNode) -> bool {
     row.checks.iter().all(|c| c.status == PASSING)
 }
 
-async fn node(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn node(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let (checks, meta) = read(&agent, &opts, &[WatchKey::Node(name.clone())], |s| {
         s.catalog().node_checks(&name).cloned().collect::<Vec<_>>()
@@ -38,15 +42,25 @@ async fn node(State(agent): State<Ctx>, Path(name): Path<String>, params: Params
     Ok(reply(&checks, &meta, &opts))
 }
 
-async fn checks(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn checks(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
-    let (checks, meta) =
-        read(&agent, &opts, &[WatchKey::Service(name.clone())], |s| s.catalog().service_checks(&name)).await?;
+    let (checks, meta) = read(&agent, &opts, &[WatchKey::Service(name.clone())], |s| {
+        s.catalog().service_checks(&name)
+    })
+    .await?;
     let checks = filter::apply(opts.filter.as_deref(), checks)?;
     Ok(reply(&checks, &meta, &opts))
 }
 
-async fn service(State(agent): State<Ctx>, Path(name): Path<String>, params: Params) -> ApiResult<Response> {
+async fn service(
+    State(agent): State<Ctx>,
+    Path(name): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let tags = params.all("tag");
     let wanted = params.node_meta();
@@ -63,12 +77,19 @@ async fn service(State(agent): State<Ctx>, Path(name): Path<String>, params: Par
     Ok(reply(&rows, &meta, &opts))
 }
 
-async fn state(State(agent): State<Ctx>, Path(state): Path<String>, params: Params) -> ApiResult<Response> {
+async fn state(
+    State(agent): State<Ctx>,
+    Path(state): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     if !matches!(state.as_str(), "any" | "passing" | "warning" | "critical") {
         return Err(ApiError::bad_request(format!("Invalid state: {state}")));
     }
     let opts = ReadOpts::parse(&params, &agent)?;
-    let (checks, meta) = read(&agent, &opts, &[WatchKey::Checks], |s| s.checks_in_state(&state)).await?;
+    let (checks, meta) = read(&agent, &opts, &[WatchKey::Checks], |s| {
+        s.checks_in_state(&state)
+    })
+    .await?;
     let checks = filter::apply(opts.filter.as_deref(), checks)?;
     Ok(reply(&checks, &meta, &opts))
 }

@@ -18,20 +18,29 @@ use crate::state::{Command, KvSet, WatchKey};
 /// Routes of this family.
 pub fn routes() -> Router<Ctx> {
     let methods = || get(get_kv).put(put_kv).delete(delete_kv);
-    Router::new().route("/v1/kv/", methods()).route("/v1/kv/{*key}", methods())
+    Router::new()
+        .route("/v1/kv/", methods())
+        .route("/v1/kv/{*key}", methods())
 }
 
 fn key_of(path: Option<Path<String>>) -> String {
     path.map(|Path(k)| k).unwrap_or_default()
 }
 
-async fn get_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Params) -> ApiResult<Response> {
+async fn get_kv(
+    State(agent): State<Ctx>,
+    key: Option<Path<String>>,
+    params: Params,
+) -> ApiResult<Response> {
     let key = key_of(key);
     let opts = ReadOpts::parse(&params, &agent)?;
     if params.flag("keys") {
         let separator = params.get("separator").map(str::to_string);
         let keys = [WatchKey::KvPrefix(key.clone())];
-        let (list, meta) = read(&agent, &opts, &keys, |s| s.kv().keys(&key, separator.as_deref()).0).await?;
+        let (list, meta) = read(&agent, &opts, &keys, |s| {
+            s.kv().keys(&key, separator.as_deref()).0
+        })
+        .await?;
         if list.is_empty() {
             return Ok(with_meta(StatusCode::NOT_FOUND.into_response(), &meta));
         }
@@ -39,8 +48,10 @@ async fn get_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Par
     }
     if params.flag("recurse") {
         let keys = [WatchKey::KvPrefix(key.clone())];
-        let (list, meta) =
-            read(&agent, &opts, &keys, |s| s.kv().list(&key).0.into_iter().cloned().collect::<Vec<_>>()).await?;
+        let (list, meta) = read(&agent, &opts, &keys, |s| {
+            s.kv().list(&key).0.into_iter().cloned().collect::<Vec<_>>()
+        })
+        .await?;
         if list.is_empty() {
             return Ok(with_meta(StatusCode::NOT_FOUND.into_response(), &meta));
         }
@@ -53,13 +64,25 @@ async fn get_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Par
     };
     if params.flag("raw") {
         let body = entry.value.unwrap_or_default();
-        let resp = (StatusCode::OK, [(CONTENT_TYPE, HeaderValue::from_static("text/plain; charset=utf-8"))], body);
+        let resp = (
+            StatusCode::OK,
+            [(
+                CONTENT_TYPE,
+                HeaderValue::from_static("text/plain; charset=utf-8"),
+            )],
+            body,
+        );
         return Ok(with_meta(resp.into_response(), &meta));
     }
     Ok(reply(&[entry], &meta, &opts))
 }
 
-async fn put_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Params, body: Bytes) -> ApiResult<Response> {
+async fn put_kv(
+    State(agent): State<Ctx>,
+    key: Option<Path<String>>,
+    params: Params,
+    body: Bytes,
+) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
     let key = key_of(key);
     if key.is_empty() {
@@ -75,13 +98,20 @@ async fn put_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Par
             ),
         });
     }
-    let (acquire, release) = (params.get("acquire").map(str::to_string), params.get("release").map(str::to_string));
+    let (acquire, release) = (
+        params.get("acquire").map(str::to_string),
+        params.get("release").map(str::to_string),
+    );
     if acquire.is_some() && release.is_some() {
         return Err(ApiError::bad_request("Conflicting flags: acquire, release"));
     }
     let set = KvSet {
         key,
-        value: if body.is_empty() { None } else { Some(body.to_vec()) },
+        value: if body.is_empty() {
+            None
+        } else {
+            Some(body.to_vec())
+        },
         flags: params.u64("flags", "flags")?.unwrap_or(0),
         cas: params.u64("cas", "cas")?,
         acquire,
@@ -91,7 +121,11 @@ async fn put_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Par
     Ok(json(StatusCode::OK, &response.as_bool(), false))
 }
 
-async fn delete_kv(State(agent): State<Ctx>, key: Option<Path<String>>, params: Params) -> ApiResult<Response> {
+async fn delete_kv(
+    State(agent): State<Ctx>,
+    key: Option<Path<String>>,
+    params: Params,
+) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
     let key = key_of(key);
     let recurse = params.flag("recurse");

@@ -59,7 +59,10 @@ pub fn router(agent: Ctx) -> Router {
 /// Headers Consul sends on every response.
 async fn common_headers(req: axum::extract::Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
-    resp.headers_mut().insert(registry_api::HEADER_DEFAULT_ACL_POLICY, HeaderValue::from_static("allow"));
+    resp.headers_mut().insert(
+        registry_api::HEADER_DEFAULT_ACL_POLICY,
+        HeaderValue::from_static("allow"),
+    );
     resp
 }
 

@@ -18,19 +18,30 @@ impl<S: Send + Sync> FromRequestParts<S> for Params {
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let query = parts.uri.query().unwrap_or("");
-        Ok(Params(form_urlencoded::parse(query.as_bytes()).into_owned().collect()))
+        Ok(Params(
+            form_urlencoded::parse(query.as_bytes())
+                .into_owned()
+                .collect(),
+        ))
     }
 }
 
 impl Params {
     /// First value of `name`.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0
+            .iter()
+            .find(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
     }
 
     /// Every value of `name`.
     pub fn all(&self, name: &str) -> Vec<&str> {
-        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.as_str()).collect()
+        self.0
+            .iter()
+            .filter(|(k, _)| k == name)
+            .map(|(_, v)| v.as_str())
+            .collect()
     }
 
     /// Presence boolean: present and not `false`/`0`.
@@ -42,14 +53,19 @@ impl Params {
     pub fn u64(&self, name: &str, what: &str) -> Result<Option<u64>, ApiError> {
         match self.get(name) {
             None | Some("") => Ok(None),
-            Some(v) => v.parse().map(Some).map_err(|_| ApiError::bad_request(format!("Invalid {what}"))),
+            Some(v) => v
+                .parse()
+                .map(Some)
+                .map_err(|_| ApiError::bad_request(format!("Invalid {what}"))),
         }
     }
 
     /// Rejects a `?dc=` other than ours (multi-datacenter comes later).
     pub fn check_dc(&self, ours: &str) -> Result<(), ApiError> {
         match self.get("dc") {
-            Some(dc) if !dc.is_empty() && dc != ours => Err(ApiError::internal("No path to datacenter")),
+            Some(dc) if !dc.is_empty() && dc != ours => {
+                Err(ApiError::internal("No path to datacenter"))
+            }
             _ => Ok(()),
         }
     }

@@ -37,15 +37,26 @@ pub fn routes() -> Router<Ctx> {
 }
 
 /// Validates a create request and fills Consul's defaults.
-pub fn session_from_request(req: SessionRequest, node: &str, ttl_min: Duration) -> ApiResult<SessionEntry> {
-    let behavior = if req.behavior.is_empty() { "release".to_string() } else { req.behavior };
+pub fn session_from_request(
+    req: SessionRequest,
+    node: &str,
+    ttl_min: Duration,
+) -> ApiResult<SessionEntry> {
+    let behavior = if req.behavior.is_empty() {
+        "release".to_string()
+    } else {
+        req.behavior
+    };
     if behavior != "release" && behavior != "delete" {
-        return Err(ApiError::bad_request(format!("Invalid Behavior setting '{behavior}'")));
+        return Err(ApiError::bad_request(format!(
+            "Invalid Behavior setting '{behavior}'"
+        )));
     }
     let ttl = if req.ttl.is_empty() {
         String::new()
     } else {
-        let d = parse_duration(&req.ttl).map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
+        let d = parse_duration(&req.ttl)
+            .map_err(|e| ApiError::bad_request(format!("Request decode failed: {e}")))?;
         if !d.is_zero() && (d < ttl_min || d > MAX_TTL) {
             return Err(ApiError::bad_request(format!(
                 "Invalid Session TTL '{}', must be between [{}={}]",
@@ -54,14 +65,29 @@ pub fn session_from_request(req: SessionRequest, node: &str, ttl_min: Duration) 
                 format_duration(MAX_TTL)
             )));
         }
-        if d.is_zero() { String::new() } else { req.ttl.clone() }
+        if d.is_zero() {
+            String::new()
+        } else {
+            req.ttl.clone()
+        }
     };
-    let node_checks = req.node_checks.or(req.checks).unwrap_or_else(|| vec![SERF_CHECK_ID.to_string()]);
+    let node_checks = req
+        .node_checks
+        .or(req.checks)
+        .unwrap_or_else(|| vec![SERF_CHECK_ID.to_string()]);
     Ok(SessionEntry {
         id: uuid::Uuid::new_v4().to_string(),
         name: req.name,
-        node: if req.node.is_empty() { node.to_string() } else { req.node },
-        lock_delay: req.lock_delay.map(|d| d.get()).unwrap_or(DEFAULT_LOCK_DELAY).min(MAX_LOCK_DELAY),
+        node: if req.node.is_empty() {
+            node.to_string()
+        } else {
+            req.node
+        },
+        lock_delay: req
+            .lock_delay
+            .map(|d| d.get())
+            .unwrap_or(DEFAULT_LOCK_DELAY)
+            .min(MAX_LOCK_DELAY),
         behavior,
         ttl,
         node_checks,
@@ -73,7 +99,11 @@ pub fn session_from_request(req: SessionRequest, node: &str, ttl_min: Duration) 
 
 async fn create(State(agent): State<Ctx>, params: Params, body: Bytes) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
-    let req: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) { SessionRequest::default() } else { decode_body(&body)? };
+    let req: SessionRequest = if body.iter().all(u8::is_ascii_whitespace) {
+        SessionRequest::default()
+    } else {
+        decode_body(&body)?
+    };
     let session = session_from_request(req, &agent.opts.node_name, agent.opts.session_ttl_min)?;
     let id = session.id.clone();
     let ttl = parse_duration(&session.ttl).ok();
@@ -81,19 +111,33 @@ async fn create(State(agent): State<Ctx>, params: Params, body: Bytes) -> ApiRes
     if let Some(ttl) = ttl {
         touch_session(&agent, &id, ttl);
     }
-    Ok(json(StatusCode::OK, &IdResponse { id }, params.get("pretty").is_some()))
+    Ok(json(
+        StatusCode::OK,
+        &IdResponse { id },
+        params.get("pretty").is_some(),
+    ))
 }
 
-async fn destroy(State(agent): State<Ctx>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+async fn destroy(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
     if uuid::Uuid::parse_str(&id).is_err() {
-        return Err(ApiError::bad_request(format!("Session id '{id}' is not a valid UUID")));
+        return Err(ApiError::bad_request(format!(
+            "Session id '{id}' is not a valid UUID"
+        )));
     }
     agent.write(Command::SessionDestroy { id }).await?;
     Ok(json(StatusCode::OK, &true, false))
 }
 
-async fn renew(State(agent): State<Ctx>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+async fn renew(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
     let session = agent.raft.shared.read(|s| s.session(&id).cloned());
     let Some(session) = session else {
@@ -102,20 +146,37 @@ async fn renew(State(agent): State<Ctx>, Path(id): Path<String>, params: Params)
     if let Ok(ttl) = parse_duration(&session.ttl) {
         touch_session(&agent, &id, ttl);
     }
-    Ok(json(StatusCode::OK, &[session], params.get("pretty").is_some()))
+    Ok(json(
+        StatusCode::OK,
+        &[session],
+        params.get("pretty").is_some(),
+    ))
 }
 
-async fn info(State(agent): State<Ctx>, Path(id): Path<String>, params: Params) -> ApiResult<Response> {
+async fn info(
+    State(agent): State<Ctx>,
+    Path(id): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
-    let (rows, meta) =
-        read(&agent, &opts, &[WatchKey::Sessions], |s| s.session(&id).cloned().into_iter().collect::<Vec<_>>()).await?;
+    let (rows, meta) = read(&agent, &opts, &[WatchKey::Sessions], |s| {
+        s.session(&id).cloned().into_iter().collect::<Vec<_>>()
+    })
+    .await?;
     Ok(reply(&rows, &meta, &opts))
 }
 
-async fn node(State(agent): State<Ctx>, Path(node): Path<String>, params: Params) -> ApiResult<Response> {
+async fn node(
+    State(agent): State<Ctx>,
+    Path(node): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
     let (rows, meta) = read(&agent, &opts, &[WatchKey::Sessions], |s| {
-        s.sessions().filter(|x| x.node == node).cloned().collect::<Vec<_>>()
+        s.sessions()
+            .filter(|x| x.node == node)
+            .cloned()
+            .collect::<Vec<_>>()
     })
     .await?;
     Ok(reply(&rows, &meta, &opts))
@@ -123,6 +184,9 @@ async fn node(State(agent): State<Ctx>, Path(node): Path<String>, params: Params
 
 async fn list(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     let opts = ReadOpts::parse(&params, &agent)?;
-    let (rows, meta) = read(&agent, &opts, &[WatchKey::Sessions], |s| s.sessions().cloned().collect::<Vec<_>>()).await?;
+    let (rows, meta) = read(&agent, &opts, &[WatchKey::Sessions], |s| {
+        s.sessions().cloned().collect::<Vec<_>>()
+    })
+    .await?;
     Ok(reply(&rows, &meta, &opts))
 }

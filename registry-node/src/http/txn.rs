@@ -26,14 +26,20 @@ async fn txn(State(agent): State<Ctx>, params: Params, body: Bytes) -> ApiResult
     if body.len() > max {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("Request body({} bytes) too large, max size: {max} bytes.", body.len()),
+            message: format!(
+                "Request body({} bytes) too large, max size: {max} bytes.",
+                body.len()
+            ),
         });
     }
     let ops: Vec<TxnOp> = decode_body(&body)?;
     if ops.len() > MAX_TXN_OPS {
         return Err(ApiError {
             status: StatusCode::PAYLOAD_TOO_LARGE,
-            message: format!("Transaction contains too many operations ({} > {MAX_TXN_OPS})", ops.len()),
+            message: format!(
+                "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
+                ops.len()
+            ),
         });
     }
     let mut kv_ops = Vec::with_capacity(ops.len());
@@ -49,9 +55,15 @@ async fn txn(State(agent): State<Ctx>, params: Params, body: Bytes) -> ApiResult
     }
     match agent.write(Command::Txn(kv_ops)).await? {
         StateResponse::Txn(resp) => {
-            let status = if resp.errors.is_some() { StatusCode::CONFLICT } else { StatusCode::OK };
+            let status = if resp.errors.is_some() {
+                StatusCode::CONFLICT
+            } else {
+                StatusCode::OK
+            };
             Ok(json(status, &resp, params.get("pretty").is_some()))
         }
-        other => Err(ApiError::internal(format!("unexpected transaction result: {other:?}"))),
+        other => Err(ApiError::internal(format!(
+            "unexpected transaction result: {other:?}"
+        ))),
     }
 }

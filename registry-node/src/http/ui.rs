@@ -15,7 +15,11 @@ const INDEX: &str = include_str!("../../ui/index.html");
 
 /// Routes of this family.
 pub fn routes() -> Router<Ctx> {
-    Router::new().route("/", get(root)).route("/ui", get(root)).route("/ui/", get(index)).route("/ui/{*path}", get(index))
+    Router::new()
+        .route("/", get(root))
+        .route("/ui", get(root))
+        .route("/ui/", get(index))
+        .route("/ui/{*path}", get(index))
 }
 
 async fn root(State(agent): State<Ctx>) -> Response {

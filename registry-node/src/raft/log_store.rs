@@ -39,7 +39,11 @@ enum Op {
     Append(Vec<(u64, Vec<u8>)>, LogFlushed<TypeConfig>),
     Truncate(u64),
     Purge(u64, Vec<u8>),
-    Meta(&'static str, Vec<u8>, Option<oneshot::Sender<io::Result<()>>>),
+    Meta(
+        &'static str,
+        Vec<u8>,
+        Option<oneshot::Sender<io::Result<()>>>,
+    ),
     /// Stop after this batch and release the database file.
     Close(std::sync::mpsc::Sender<()>),
 }
@@ -59,7 +63,10 @@ fn io_err(e: impl std::fmt::Display) -> io::Error {
 impl LogStore {
     /// A log that lives only in memory (`-dev`).
     pub fn in_memory() -> Self {
-        LogStore { inner: Arc::default(), writer: None }
+        LogStore {
+            inner: Arc::default(),
+            writer: None,
+        }
     }
 
     /// Opens (or creates) the durable log at `path` and loads it.
@@ -98,8 +105,13 @@ impl LogStore {
             }
         }
         let (tx, rx) = mpsc::channel();
-        std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || writer_loop(db, rx))?;
-        Ok(LogStore { inner: Arc::new(Mutex::new(inner)), writer: Some(tx) })
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer_loop(db, rx))?;
+        Ok(LogStore {
+            inner: Arc::new(Mutex::new(inner)),
+            writer: Some(tx),
+        })
     }
 
     /// Flushes what is queued, stops the writer and releases the database file,
@@ -108,7 +120,10 @@ impl LogStore {
         let Some(writer) = &self.writer else { return };
         let (tx, rx) = mpsc::channel();
         if writer.send(Op::Close(tx)).is_ok() {
-            let _ = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(10))).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                rx.recv_timeout(std::time::Duration::from_secs(10))
+            })
+            .await;
         }
     }
 
@@ -118,7 +133,9 @@ impl LogStore {
 
     fn send(&self, op: Op) -> Result<(), StorageError<NodeId>> {
         match &self.writer {
-            Some(tx) => tx.send(op).map_err(|_| StorageIOError::write_logs(&io_err("log writer stopped")).into()),
+            Some(tx) => tx
+                .send(op)
+                .map_err(|_| StorageIOError::write_logs(&io_err("log writer stopped")).into()),
             None => {
                 if let Op::Append(_, cb) = op {
                     cb.log_io_completed(Ok(()));
@@ -128,7 +145,12 @@ impl LogStore {
         }
     }
 
-    async fn save_meta(&self, key: &'static str, bytes: Vec<u8>, wait: bool) -> Result<(), StorageError<NodeId>> {
+    async fn save_meta(
+        &self,
+        key: &'static str,
+        bytes: Vec<u8>,
+        wait: bool,
+    ) -> Result<(), StorageError<NodeId>> {
         if self.writer.is_none() {
             return Ok(());
         }
@@ -211,7 +233,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        Ok(self.lock().log.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .lock()
+            .log
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 }
 
@@ -220,8 +247,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let inner = self.lock();
-        let last = inner.log.values().next_back().map(|e| e.log_id).or(inner.last_purged);
-        Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last })
+        let last = inner
+            .log
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(inner.last_purged);
+        Ok(LogState {
+            last_purged_log_id: inner.last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -238,7 +273,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         self.lock().committed = committed;
         let bytes = serde_json::to_vec(&committed).map_err(|e| StorageIOError::write(&e))?;
         // Not needed for safety (only speeds up restart), so it rides along with the next batch.
@@ -249,7 +287,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -259,7 +301,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut inner = self.lock();
             for entry in entries {
                 if self.writer.is_some() {
-                    let bytes = serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
+                    let bytes =
+                        serde_json::to_vec(&entry).map_err(|e| StorageIOError::write_logs(&e))?;
                     encoded.push((entry.log_id.index, bytes));
                 }
                 inner.log.insert(entry.log_id.index, entry);
@@ -280,7 +323,8 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let keep = inner.log.split_off(&(log_id.index + 1));
             inner.log = keep;
         }
-        let bytes = serde_json::to_vec(&Some(log_id)).map_err(|e| StorageIOError::write_logs(&e))?;
+        let bytes =
+            serde_json::to_vec(&Some(log_id)).map_err(|e| StorageIOError::write_logs(&e))?;
         self.send(Op::Purge(log_id.index, bytes))
     }
 }

@@ -98,7 +98,11 @@ pub struct RaftNode {
 
 /// The Raft ID of a node UUID: its first 8 bytes (UUIDs are random, collisions improbable).
 pub fn node_id_from_uuid(uuid: &str) -> NodeId {
-    let hex: String = uuid.chars().filter(|c| c.is_ascii_hexdigit()).take(16).collect();
+    let hex: String = uuid
+        .chars()
+        .filter(|c| c.is_ascii_hexdigit())
+        .take(16)
+        .collect();
     u64::from_str_radix(&hex, 16).unwrap_or(0).max(1)
 }
 
@@ -119,14 +123,22 @@ impl RaftNode {
         let (log_store, snapshot_dir) = match &opts.dir {
             Some(dir) => {
                 std::fs::create_dir_all(dir)?;
-                (log_store::LogStore::open(&dir.join("raft.db"))?, Some(dir.join("snapshots")))
+                (
+                    log_store::LogStore::open(&dir.join("raft.db"))?,
+                    Some(dir.join("snapshots")),
+                )
             }
             None => (log_store::LogStore::in_memory(), None),
         };
         let sm = state_machine::StateMachine::open(shared.clone(), snapshot_dir)?;
         let raft = Raft::new(id, config, network::Network, log_store.clone(), sm).await?;
         if opts.bootstrap {
-            let members = BTreeMap::from([(id, BasicNode { addr: opts.addr.clone() })]);
+            let members = BTreeMap::from([(
+                id,
+                BasicNode {
+                    addr: opts.addr.clone(),
+                },
+            )]);
             match raft.initialize(members).await {
                 Ok(()) => tracing::info!(id, "bootstrapped a new single-server raft cluster"),
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
@@ -135,14 +147,21 @@ impl RaftNode {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(RaftNode { id, raft, shared, log: log_store })
+        Ok(RaftNode {
+            id,
+            raft,
+            shared,
+            log: log_store,
+        })
     }
 
     /// Proposes a write and waits until it is committed and applied.
     pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
         match self.raft.client_write(req).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => Err(WriteError::NoLeader),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
+                Err(WriteError::NoLeader)
+            }
             Err(RaftError::APIError(e)) => Err(WriteError::Fatal(e.to_string())),
             Err(RaftError::Fatal(e)) => Err(WriteError::Fatal(e.to_string())),
         }
@@ -160,12 +179,20 @@ impl RaftNode {
 
     /// Waits (up to `timeout`) until some leader is known.
     pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
-        self.raft.wait(Some(timeout)).metrics(|m| m.current_leader.is_some(), "leader known").await.is_ok()
+        self.raft
+            .wait(Some(timeout))
+            .metrics(|m| m.current_leader.is_some(), "leader known")
+            .await
+            .is_ok()
     }
 
     /// Confirms leadership with a quorum and waits until the read point is applied (`?consistent`).
     pub async fn linearizable_barrier(&self) -> Result<(), WriteError> {
-        self.raft.ensure_linearizable().await.map(|_| ()).map_err(|_| WriteError::NoLeader)
+        self.raft
+            .ensure_linearizable()
+            .await
+            .map(|_| ())
+            .map_err(|_| WriteError::NoLeader)
     }
 
     /// Stops Raft and closes the log (everything acknowledged is already on disk).

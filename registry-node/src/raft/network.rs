@@ -5,8 +5,8 @@
 use openraft::error::{InstallSnapshotError, RPCError, RaftError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
 };
 
 use super::{Node, NodeId, TypeConfig};
@@ -21,7 +21,10 @@ pub struct PeerClient {
 }
 
 fn unreachable<E: std::error::Error>(target: NodeId) -> RPCError<NodeId, Node, E> {
-    let err = std::io::Error::new(std::io::ErrorKind::NotConnected, format!("no transport to raft peer {target}"));
+    let err = std::io::Error::new(
+        std::io::ErrorKind::NotConnected,
+        format!("no transport to raft peer {target}"),
+    );
     RPCError::Unreachable(Unreachable::new(&err))
 }
 
@@ -46,7 +49,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         &mut self,
         _rpc: InstallSnapshotRequest<TypeConfig>,
         _option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>> {
+    ) -> Result<
+        InstallSnapshotResponse<NodeId>,
+        RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
+    > {
         Err(unreachable(self.target))
     }
 

@@ -9,7 +9,8 @@ use std::sync::{Arc, RwLock};
 
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
-    EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError, StoredMembership,
+    EntryPayload, LogId, RaftSnapshotBuilder, SnapshotMeta, StorageError, StorageIOError,
+    StoredMembership,
 };
 
 use super::{Entry, Node, NodeId, TypeConfig};
@@ -69,16 +70,30 @@ fn encode_file(meta: &SnapshotMeta<NodeId, Node>, data: &[u8]) -> io::Result<Vec
 }
 
 fn decode_file(bytes: &[u8]) -> io::Result<(SnapshotMeta<NodeId, Node>, Vec<u8>)> {
-    let len = u32::from_le_bytes(bytes.get(..4).ok_or_else(|| io_err("short snapshot"))?.try_into().map_err(io_err)?)
-        as usize;
-    let meta = serde_json::from_slice(bytes.get(4..4 + len).ok_or_else(|| io_err("short snapshot"))?).map_err(io_err)?;
+    let len = u32::from_le_bytes(
+        bytes
+            .get(..4)
+            .ok_or_else(|| io_err("short snapshot"))?
+            .try_into()
+            .map_err(io_err)?,
+    ) as usize;
+    let meta = serde_json::from_slice(
+        bytes
+            .get(4..4 + len)
+            .ok_or_else(|| io_err("short snapshot"))?,
+    )
+    .map_err(io_err)?;
     Ok((meta, bytes[4 + len..].to_vec()))
 }
 
 impl StateMachine {
     /// Opens the state machine, restoring the last snapshot from `snapshot_dir` if any.
     pub fn open(shared: Arc<Shared>, snapshot_dir: Option<PathBuf>) -> io::Result<Self> {
-        let mut sm = StateMachine { shared, snapshot_dir, current: CurrentSnapshot::default() };
+        let mut sm = StateMachine {
+            shared,
+            snapshot_dir,
+            current: CurrentSnapshot::default(),
+        };
         if let Some(dir) = &sm.snapshot_dir {
             std::fs::create_dir_all(dir)?;
             let path = dir.join("current.snap");
@@ -102,7 +117,11 @@ impl StateMachine {
     }
 }
 
-fn persist(dir: Option<&PathBuf>, meta: &SnapshotMeta<NodeId, Node>, data: &[u8]) -> io::Result<()> {
+fn persist(
+    dir: Option<&PathBuf>,
+    meta: &SnapshotMeta<NodeId, Node>,
+    data: &[u8],
+) -> io::Result<()> {
     let Some(dir) = dir else { return Ok(()) };
     let tmp = dir.join("current.snap.tmp");
     let mut file = std::fs::File::create(&tmp)?;
@@ -124,7 +143,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         let (meta, data) = {
             let applied = self.shared.applied.read().expect("state lock");
             let data = applied.store.to_snapshot();
-            let id = applied.last_applied.map(|l| format!("{}-{}", l.leader_id, l.index)).unwrap_or_default();
+            let id = applied
+                .last_applied
+                .map(|l| format!("{}-{}", l.leader_id, l.index))
+                .unwrap_or_default();
             let meta = SnapshotMeta {
                 last_log_id: applied.last_applied,
                 last_membership: applied.membership.clone(),
@@ -136,7 +158,10 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         tracing::debug!(index = ?meta.last_log_id, bytes = data.len(), "built snapshot");
         *self.current.lock().expect("snapshot lock") = Some((meta.clone(), data.clone()));
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(data)),
+        })
     }
 }
 
@@ -185,7 +210,9 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         }
     }
 
-    async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
+    async fn begin_receiving_snapshot(
+        &mut self,
+    ) -> Result<Box<Cursor<Vec<u8>>>, StorageError<NodeId>> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
@@ -197,7 +224,8 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let data = snapshot.into_inner();
         let store = Store::from_snapshot(&data)
             .map_err(|e| StorageIOError::read_snapshot(Some(meta.signature()), &e))?;
-        self.persist(meta, &data).map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
+        self.persist(meta, &data)
+            .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         {
             let mut applied = self.shared.applied.write().expect("state lock");
             applied.store = store;
@@ -210,10 +238,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         Ok(())
     }
 
-    async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
-        Ok(self.current.lock().expect("snapshot lock").as_ref().map(|(meta, data)| Snapshot {
-            meta: meta.clone(),
-            snapshot: Box::new(Cursor::new(data.clone())),
-        }))
+    async fn get_current_snapshot(
+        &mut self,
+    ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+        Ok(self
+            .current
+            .lock()
+            .expect("snapshot lock")
+            .as_ref()
+            .map(|(meta, data)| Snapshot {
+                meta: meta.clone(),
+                snapshot: Box::new(Cursor::new(data.clone())),
+            }))
     }
 }

@@ -4,7 +4,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use registry_api::{
-    CatalogDeregistration, CatalogRegistration, CheckServiceNode, HealthCheck, Node, NodeService, ServiceNode, CRITICAL,
+    CRITICAL, CatalogDeregistration, CatalogRegistration, CheckServiceNode, HealthCheck, Node,
+    NodeService, ServiceNode,
 };
 use serde::{Deserialize, Serialize};
 
@@ -33,7 +34,10 @@ impl Catalog {
         self.by_name.clear();
         for (node, svcs) in &self.services {
             for (id, svc) in svcs {
-                self.by_name.entry(svc.service.clone()).or_default().insert((node.clone(), id.clone()));
+                self.by_name
+                    .entry(svc.service.clone())
+                    .or_default()
+                    .insert((node.clone(), id.clone()));
             }
         }
     }
@@ -73,24 +77,34 @@ impl Catalog {
         let mut out: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
         for svcs in self.services.values() {
             for svc in svcs.values() {
-                out.entry(svc.service.clone()).or_default().extend(svc.tags.iter().cloned());
+                out.entry(svc.service.clone())
+                    .or_default()
+                    .extend(svc.tags.iter().cloned());
             }
         }
-        out.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect()
+        out.into_iter()
+            .map(|(k, v)| (k, v.into_iter().collect()))
+            .collect()
     }
 
     /// Instances of a service with their nodes, in (node, ID) order.
     pub fn instances(&self, name: &str) -> impl Iterator<Item = (&Node, &NodeService)> {
-        self.by_name.get(name).into_iter().flatten().filter_map(move |(node, id)| {
-            let n = self.nodes.get(node)?;
-            let s = self.services.get(node)?.get(id)?;
-            Some((n, s))
-        })
+        self.by_name
+            .get(name)
+            .into_iter()
+            .flatten()
+            .filter_map(move |(node, id)| {
+                let n = self.nodes.get(node)?;
+                let s = self.services.get(node)?.get(id)?;
+                Some((n, s))
+            })
     }
 
     /// `/v1/catalog/service/:name`.
     pub fn service_nodes(&self, name: &str) -> Vec<ServiceNode> {
-        self.instances(name).map(|(n, s)| ServiceNode::new(n, s)).collect()
+        self.instances(name)
+            .map(|(n, s)| ServiceNode::new(n, s))
+            .collect()
     }
 
     /// `/v1/health/service/:name`: each instance with its node's and its own checks.
@@ -111,7 +125,10 @@ impl Catalog {
     /// `/v1/health/checks/:service`: checks bound to instances of the service.
     pub fn service_checks(&self, name: &str) -> Vec<HealthCheck> {
         self.instances(name)
-            .flat_map(|(n, s)| self.node_checks(&n.node).filter(move |c| c.service_id == s.id))
+            .flat_map(|(n, s)| {
+                self.node_checks(&n.node)
+                    .filter(move |c| c.service_id == s.id)
+            })
             .cloned()
             .collect()
     }
@@ -131,7 +148,8 @@ impl Catalog {
             return Err("Missing node address".into());
         }
         // Validate everything before writing anything: a registration is atomic.
-        let mut checks: Vec<HealthCheck> = reg.check.iter().chain(reg.checks.iter()).cloned().collect();
+        let mut checks: Vec<HealthCheck> =
+            reg.check.iter().chain(reg.checks.iter()).cloned().collect();
         for check in &mut checks {
             if check.check_id.is_empty() {
                 check.check_id = check.name.clone();
@@ -140,10 +158,21 @@ impl Catalog {
                 return Err("Missing check ID".into());
             }
             if !check.service_id.is_empty() {
-                let in_reg = reg.service.as_ref().map(|s| effective_id(s) == check.service_id).unwrap_or(false);
-                let stored = self.services.get(&reg.node).map(|m| m.contains_key(&check.service_id)).unwrap_or(false);
+                let in_reg = reg
+                    .service
+                    .as_ref()
+                    .map(|s| effective_id(s) == check.service_id)
+                    .unwrap_or(false);
+                let stored = self
+                    .services
+                    .get(&reg.node)
+                    .map(|m| m.contains_key(&check.service_id))
+                    .unwrap_or(false);
                 if !in_reg && !stored {
-                    return Err(format!("Missing service \"{}\" for check \"{}\"", check.service_id, check.check_id));
+                    return Err(format!(
+                        "Missing service \"{}\" for check \"{}\"",
+                        check.service_id, check.check_id
+                    ));
                 }
             }
         }
@@ -198,7 +227,13 @@ impl Catalog {
         self.nodes.insert(new.node.clone(), new);
     }
 
-    fn upsert_service(&mut self, index: u64, node: &str, mut svc: NodeService, changes: &mut Vec<WatchKey>) {
+    fn upsert_service(
+        &mut self,
+        index: u64,
+        node: &str,
+        mut svc: NodeService,
+        changes: &mut Vec<WatchKey>,
+    ) {
         let slot = self.services.entry(node.to_string()).or_default();
         if let Some(old) = slot.get(&svc.id) {
             svc.create_index = old.create_index;
@@ -223,7 +258,10 @@ impl Catalog {
         changes.push(WatchKey::Services);
         changes.push(WatchKey::Service(svc.service.clone()));
         changes.push(WatchKey::Node(node.to_string()));
-        self.by_name.entry(svc.service.clone()).or_default().insert((node.to_string(), svc.id.clone()));
+        self.by_name
+            .entry(svc.service.clone())
+            .or_default()
+            .insert((node.to_string(), svc.id.clone()));
         // Checks carry the service's name and tags; keep them in step.
         if let Some(checks) = self.checks.get_mut(node) {
             for check in checks.values_mut().filter(|c| c.service_id == svc.id) {
@@ -234,12 +272,19 @@ impl Catalog {
                 }
             }
         }
-        self.services.entry(node.to_string()).or_default().insert(svc.id.clone(), svc);
+        self.services
+            .entry(node.to_string())
+            .or_default()
+            .insert(svc.id.clone(), svc);
     }
 
     fn upsert_check(&mut self, index: u64, mut check: HealthCheck, changes: &mut Vec<WatchKey>) {
         if !check.service_id.is_empty() {
-            if let Some(svc) = self.services.get(&check.node).and_then(|m| m.get(&check.service_id)) {
+            if let Some(svc) = self
+                .services
+                .get(&check.node)
+                .and_then(|m| m.get(&check.service_id))
+            {
                 check.service_name = svc.service.clone();
                 check.service_tags = svc.tags.clone();
             }
@@ -259,7 +304,10 @@ impl Catalog {
         }
         check.modify_index = index;
         self.touch_check(&check, changes);
-        self.checks.entry(check.node.clone()).or_default().insert(check.check_id.clone(), check);
+        self.checks
+            .entry(check.node.clone())
+            .or_default()
+            .insert(check.check_id.clone(), check);
     }
 
     /// Watch keys affected by a change of a check.
@@ -295,12 +343,19 @@ impl Catalog {
         if !dereg.service_id.is_empty() {
             self.remove_service(&dereg.node, &dereg.service_id, &mut removed_checks, changes);
         } else if !dereg.check_id.is_empty() {
-            if let Some(check) = self.checks.get_mut(&dereg.node).and_then(|m| m.remove(&dereg.check_id)) {
+            if let Some(check) = self
+                .checks
+                .get_mut(&dereg.node)
+                .and_then(|m| m.remove(&dereg.check_id))
+            {
                 self.touch_check(&check, changes);
                 removed_checks.push((check.node, check.check_id));
             }
         } else if self.nodes.contains_key(&dereg.node) {
-            let ids: Vec<String> = self.node_services(&dereg.node).map(|s| s.id.clone()).collect();
+            let ids: Vec<String> = self
+                .node_services(&dereg.node)
+                .map(|s| s.id.clone())
+                .collect();
             for id in ids {
                 self.remove_service(&dereg.node, &id, &mut removed_checks, changes);
             }
@@ -316,7 +371,13 @@ impl Catalog {
         Ok(removed_checks)
     }
 
-    fn remove_service(&mut self, node: &str, id: &str, removed: &mut Vec<(String, String)>, changes: &mut Vec<WatchKey>) {
+    fn remove_service(
+        &mut self,
+        node: &str,
+        id: &str,
+        removed: &mut Vec<(String, String)>,
+        changes: &mut Vec<WatchKey>,
+    ) {
         let Some(svc) = self.services.get_mut(node).and_then(|m| m.remove(id)) else {
             return;
         };
@@ -330,7 +391,11 @@ impl Catalog {
         changes.push(WatchKey::Service(svc.service.clone()));
         changes.push(WatchKey::Node(node.to_string()));
         if let Some(checks) = self.checks.get_mut(node) {
-            let ids: Vec<String> = checks.values().filter(|c| c.service_id == id).map(|c| c.check_id.clone()).collect();
+            let ids: Vec<String> = checks
+                .values()
+                .filter(|c| c.service_id == id)
+                .map(|c| c.check_id.clone())
+                .collect();
             for cid in ids {
                 checks.remove(&cid);
                 removed.push((node.to_string(), cid));
@@ -341,5 +406,9 @@ impl Catalog {
 }
 
 fn effective_id(svc: &NodeService) -> &str {
-    if svc.id.is_empty() { &svc.service } else { &svc.id }
+    if svc.id.is_empty() {
+        &svc.service
+    } else {
+        &svc.id
+    }
 }

@@ -1,6 +1,8 @@
 //! The Raft log payload: every write to the replicated state is one [`Request`].
 
-use registry_api::{CatalogDeregistration, CatalogRegistration, KvTxnOp, SessionEntry, TxnResponse};
+use registry_api::{
+    CatalogDeregistration, CatalogRegistration, KvTxnOp, SessionEntry, TxnResponse,
+};
 use serde::{Deserialize, Serialize};
 
 /// A write, stamped by the proposer with the wall clock so that applying it is

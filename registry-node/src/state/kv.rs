@@ -23,9 +23,15 @@ pub struct KvTable {
 }
 
 /// Iterates `(key, value)` of a `BTreeMap<String, V>` whose keys start with `prefix`.
-fn prefixed<'a, V>(map: &'a BTreeMap<String, V>, prefix: &'a str) -> impl Iterator<Item = (&'a String, &'a V)> {
-    map.range::<str, _>((std::ops::Bound::Included(prefix), std::ops::Bound::Unbounded))
-        .take_while(move |(k, _)| k.starts_with(prefix))
+fn prefixed<'a, V>(
+    map: &'a BTreeMap<String, V>,
+    prefix: &'a str,
+) -> impl Iterator<Item = (&'a String, &'a V)> {
+    map.range::<str, _>((
+        std::ops::Bound::Included(prefix),
+        std::ops::Bound::Unbounded,
+    ))
+    .take_while(move |(k, _)| k.starts_with(prefix))
 }
 
 impl KvTable {
@@ -60,8 +66,14 @@ impl KvTable {
 
     /// Index of a prefix view.
     pub fn prefix_index(&self, prefix: &str) -> u64 {
-        let live = prefixed(&self.entries, prefix).map(|(_, e)| e.modify_index).max().unwrap_or(0);
-        let dead = prefixed(&self.tombstones, prefix).map(|(_, i)| *i).max().unwrap_or(0);
+        let live = prefixed(&self.entries, prefix)
+            .map(|(_, e)| e.modify_index)
+            .max()
+            .unwrap_or(0);
+        let dead = prefixed(&self.tombstones, prefix)
+            .map(|(_, i)| *i)
+            .max()
+            .unwrap_or(0);
         live.max(dead)
     }
 
@@ -118,7 +130,11 @@ impl KvTable {
     fn record(&mut self, key: &str) {
         if let Some(journal) = self.journal.as_mut() {
             if !journal.iter().any(|(k, _, _)| k == key) {
-                journal.push((key.to_string(), self.entries.get(key).cloned(), self.tombstones.get(key).copied()));
+                journal.push((
+                    key.to_string(),
+                    self.entries.get(key).cloned(),
+                    self.tombstones.get(key).copied(),
+                ));
             }
         }
     }
@@ -126,7 +142,11 @@ impl KvTable {
     /// Writes an entry as it is given (CreateIndex is kept from an existing entry).
     pub fn put(&mut self, index: u64, mut entry: KVPair, changes: &mut Vec<WatchKey>) {
         self.record(&entry.key);
-        entry.create_index = self.entries.get(&entry.key).map(|e| e.create_index).unwrap_or(index);
+        entry.create_index = self
+            .entries
+            .get(&entry.key)
+            .map(|e| e.create_index)
+            .unwrap_or(index);
         entry.modify_index = index;
         self.tombstones.remove(&entry.key);
         changes.push(WatchKey::Kv(entry.key.clone()));
@@ -147,7 +167,9 @@ impl KvTable {
 
     /// Deletes every key under `prefix`; returns how many.
     pub fn remove_tree(&mut self, index: u64, prefix: &str, changes: &mut Vec<WatchKey>) -> usize {
-        let keys: Vec<String> = prefixed(&self.entries, prefix).map(|(k, _)| k.clone()).collect();
+        let keys: Vec<String> = prefixed(&self.entries, prefix)
+            .map(|(k, _)| k.clone())
+            .collect();
         for key in &keys {
             self.remove(index, key, changes);
         }

@@ -16,8 +16,8 @@ use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use registry_api::{
-    CatalogDeregistration, CheckServiceNode, HealthCheck, KVPair, KvTxnOp, SessionEntry, TxnError, TxnResponse,
-    TxnResult, CRITICAL, MAX_TXN_OPS,
+    CRITICAL, CatalogDeregistration, CheckServiceNode, HealthCheck, KVPair, KvTxnOp, MAX_TXN_OPS,
+    SessionEntry, TxnError, TxnResponse, TxnResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -115,7 +115,11 @@ impl Store {
 
     /// `/v1/health/state/:state` rows (`any` for all).
     pub fn checks_in_state(&self, state: &str) -> Vec<HealthCheck> {
-        self.catalog.all_checks().filter(|c| state == "any" || c.status == state).cloned().collect()
+        self.catalog
+            .all_checks()
+            .filter(|c| state == "any" || c.status == state)
+            .cloned()
+            .collect()
     }
 
     /// Applies one committed entry. Must be deterministic: everything it needs is
@@ -129,22 +133,32 @@ impl Store {
                 Ok(ok) => Response::Bool(ok),
                 Err(e) => Response::Error(e),
             },
-            Command::KvDelete { key, recurse, cas } => Response::Bool(self.kv_delete(index, key, *recurse, *cas, &mut changes)),
+            Command::KvDelete { key, recurse, cas } => {
+                Response::Bool(self.kv_delete(index, key, *recurse, *cas, &mut changes))
+            }
             Command::Txn(ops) => Response::Txn(self.txn(index, req.now_ms, ops, &mut changes)),
             Command::Register(reg) => match self.catalog.register(index, reg, &mut changes) {
                 Ok(critical) => {
                     for (node, check) in critical {
-                        self.invalidate_sessions_for_check(index, req.now_ms, &node, &check, &mut changes);
+                        self.invalidate_sessions_for_check(
+                            index,
+                            req.now_ms,
+                            &node,
+                            &check,
+                            &mut changes,
+                        );
                     }
                     Response::Ok
                 }
                 Err(e) => Response::Error(e),
             },
             Command::Deregister(dereg) => self.deregister(index, req.now_ms, dereg, &mut changes),
-            Command::SessionCreate(session) => match self.session_create(index, session, &mut changes) {
-                Ok(()) => Response::Ok,
-                Err(e) => Response::Error(e),
-            },
+            Command::SessionCreate(session) => {
+                match self.session_create(index, session, &mut changes) {
+                    Ok(()) => Response::Ok,
+                    Err(e) => Response::Error(e),
+                }
+            }
             Command::SessionDestroy { id } => {
                 self.session_destroy(index, req.now_ms, id, &mut changes);
                 Response::Bool(true)
@@ -163,7 +177,13 @@ impl Store {
         response
     }
 
-    fn kv_set(&mut self, index: u64, now_ms: u64, set: &KvSet, changes: &mut Vec<WatchKey>) -> Result<bool, String> {
+    fn kv_set(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        set: &KvSet,
+        changes: &mut Vec<WatchKey>,
+    ) -> Result<bool, String> {
         if set.key.is_empty() {
             return Err("Missing key name".into());
         }
@@ -174,7 +194,10 @@ impl Store {
                 return Ok(false);
             }
         }
-        let mut entry = existing.clone().unwrap_or_else(|| KVPair { key: set.key.clone(), ..Default::default() });
+        let mut entry = existing.clone().unwrap_or_else(|| KVPair {
+            key: set.key.clone(),
+            ..Default::default()
+        });
         entry.value = set.value.clone();
         entry.flags = set.flags;
         if let Some(session) = &set.acquire {
@@ -185,7 +208,11 @@ impl Store {
                 Some(holder) if holder == session => {}
                 Some(_) => return Ok(false),
                 None => {
-                    if self.kv.lock_delay_until(&set.key).is_some_and(|until| now_ms < until) {
+                    if self
+                        .kv
+                        .lock_delay_until(&set.key)
+                        .is_some_and(|until| now_ms < until)
+                    {
                         return Ok(false);
                     }
                     entry.lock_index += 1;
@@ -202,7 +229,14 @@ impl Store {
         Ok(true)
     }
 
-    fn kv_delete(&mut self, index: u64, key: &str, recurse: bool, cas: Option<u64>, changes: &mut Vec<WatchKey>) -> bool {
+    fn kv_delete(
+        &mut self,
+        index: u64,
+        key: &str,
+        recurse: bool,
+        cas: Option<u64>,
+        changes: &mut Vec<WatchKey>,
+    ) -> bool {
         if recurse {
             self.kv.remove_tree(index, key, changes);
             return true;
@@ -217,13 +251,22 @@ impl Store {
         true
     }
 
-    fn txn(&mut self, index: u64, now_ms: u64, ops: &[KvTxnOp], changes: &mut Vec<WatchKey>) -> TxnResponse {
+    fn txn(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        ops: &[KvTxnOp],
+        changes: &mut Vec<WatchKey>,
+    ) -> TxnResponse {
         if ops.len() > MAX_TXN_OPS {
             return TxnResponse {
                 results: None,
                 errors: Some(vec![TxnError {
                     op_index: 0,
-                    what: format!("Transaction contains too many operations ({} > {MAX_TXN_OPS})", ops.len()),
+                    what: format!(
+                        "Transaction contains too many operations ({} > {MAX_TXN_OPS})",
+                        ops.len()
+                    ),
                 }]),
             };
         }
@@ -240,16 +283,33 @@ impl Store {
         if errors.is_empty() {
             self.kv.commit();
             changes.extend(local_changes);
-            TxnResponse { results: Some(results), errors: None }
+            TxnResponse {
+                results: Some(results),
+                errors: None,
+            }
         } else {
             self.kv.rollback();
-            TxnResponse { results: None, errors: Some(errors) }
+            TxnResponse {
+                results: None,
+                errors: Some(errors),
+            }
         }
     }
 
-    fn txn_op(&mut self, index: u64, now_ms: u64, op: &KvTxnOp, changes: &mut Vec<WatchKey>) -> Result<Vec<TxnResult>, String> {
+    fn txn_op(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        op: &KvTxnOp,
+        changes: &mut Vec<WatchKey>,
+    ) -> Result<Vec<TxnResult>, String> {
         let key = op.key.as_str();
-        let without_value = |e: &KVPair| TxnResult { kv: KVPair { value: None, ..e.clone() } };
+        let without_value = |e: &KVPair| TxnResult {
+            kv: KVPair {
+                value: None,
+                ..e.clone()
+            },
+        };
         let current = || self.kv.get(key).cloned();
         let set = |acquire: Option<String>, release: Option<String>, cas: Option<u64>| KvSet {
             key: op.key.clone(),
@@ -259,7 +319,14 @@ impl Store {
             acquire,
             release,
         };
-        let written = |store: &Store| store.kv.get(key).map(without_value).into_iter().collect::<Vec<_>>();
+        let written = |store: &Store| {
+            store
+                .kv
+                .get(key)
+                .map(without_value)
+                .into_iter()
+                .collect::<Vec<_>>()
+        };
         match op.verb.as_str() {
             "set" => {
                 self.kv_set(index, now_ms, &set(None, None, None), changes)?;
@@ -272,14 +339,28 @@ impl Store {
                 Ok(written(self))
             }
             "lock" => {
-                if !self.kv_set(index, now_ms, &set(Some(op.session.clone()), None, None), changes)? {
-                    return Err(format!("failed to lock key \"{key}\", lock is already held"));
+                if !self.kv_set(
+                    index,
+                    now_ms,
+                    &set(Some(op.session.clone()), None, None),
+                    changes,
+                )? {
+                    return Err(format!(
+                        "failed to lock key \"{key}\", lock is already held"
+                    ));
                 }
                 Ok(written(self))
             }
             "unlock" => {
-                if !self.kv_set(index, now_ms, &set(None, Some(op.session.clone()), None), changes)? {
-                    return Err(format!("failed to unlock key \"{key}\", lock isn't held, or is held by another session"));
+                if !self.kv_set(
+                    index,
+                    now_ms,
+                    &set(None, Some(op.session.clone()), None),
+                    changes,
+                )? {
+                    return Err(format!(
+                        "failed to unlock key \"{key}\", lock isn't held, or is held by another session"
+                    ));
                 }
                 Ok(written(self))
             }
@@ -287,15 +368,30 @@ impl Store {
                 Some(e) => Ok(vec![TxnResult { kv: e }]),
                 None => Err(format!("key \"{key}\" doesn't exist")),
             },
-            "get-tree" => Ok(self.kv.list(key).0.into_iter().map(|e| TxnResult { kv: e.clone() }).collect()),
+            "get-tree" => Ok(self
+                .kv
+                .list(key)
+                .0
+                .into_iter()
+                .map(|e| TxnResult { kv: e.clone() })
+                .collect()),
             "check-index" => match current() {
                 Some(e) if e.modify_index == op.index => Ok(vec![without_value(&e)]),
-                Some(e) => Err(format!("current modify index {} != {}", e.modify_index, op.index)),
+                Some(e) => Err(format!(
+                    "current modify index {} != {}",
+                    e.modify_index, op.index
+                )),
                 None => Err(format!("key \"{key}\" doesn't exist")),
             },
             "check-session" => match current() {
-                Some(e) if e.session.as_deref().unwrap_or("") == op.session => Ok(vec![without_value(&e)]),
-                Some(e) => Err(format!("current session {} != {}", e.session.unwrap_or_default(), op.session)),
+                Some(e) if e.session.as_deref().unwrap_or("") == op.session => {
+                    Ok(vec![without_value(&e)])
+                }
+                Some(e) => Err(format!(
+                    "current session {} != {}",
+                    e.session.unwrap_or_default(),
+                    op.session
+                )),
                 None => Err(format!("key \"{key}\" doesn't exist")),
             },
             "check-not-exists" => match current() {
@@ -320,7 +416,13 @@ impl Store {
         }
     }
 
-    fn deregister(&mut self, index: u64, now_ms: u64, dereg: &CatalogDeregistration, changes: &mut Vec<WatchKey>) -> Response {
+    fn deregister(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        dereg: &CatalogDeregistration,
+        changes: &mut Vec<WatchKey>,
+    ) -> Response {
         let node_removed = dereg.service_id.is_empty() && dereg.check_id.is_empty();
         match self.catalog.deregister(dereg, changes) {
             Ok(removed) => {
@@ -328,8 +430,12 @@ impl Store {
                     self.invalidate_sessions_for_check(index, now_ms, &node, &check, changes);
                 }
                 if node_removed {
-                    let ids: Vec<String> =
-                        self.sessions.values().filter(|s| s.node == dereg.node).map(|s| s.id.clone()).collect();
+                    let ids: Vec<String> = self
+                        .sessions
+                        .values()
+                        .filter(|s| s.node == dereg.node)
+                        .map(|s| s.id.clone())
+                        .collect();
                     for id in ids {
                         self.session_destroy(index, now_ms, &id, changes);
                     }
@@ -340,15 +446,28 @@ impl Store {
         }
     }
 
-    fn session_create(&mut self, index: u64, session: &SessionEntry, changes: &mut Vec<WatchKey>) -> Result<(), String> {
+    fn session_create(
+        &mut self,
+        index: u64,
+        session: &SessionEntry,
+        changes: &mut Vec<WatchKey>,
+    ) -> Result<(), String> {
         if self.catalog.node(&session.node).is_none() {
-            return Err(format!("Missing node registration for \"{}\"", session.node));
+            return Err(format!(
+                "Missing node registration for \"{}\"",
+                session.node
+            ));
         }
-        let bound = session.node_checks.iter().chain(session.service_checks.iter().map(|c| &c.id));
+        let bound = session
+            .node_checks
+            .iter()
+            .chain(session.service_checks.iter().map(|c| &c.id));
         for check_id in bound {
             match self.catalog.check(&session.node, check_id) {
                 None => return Err(format!("Missing check '{check_id}' registration")),
-                Some(c) if c.status == CRITICAL => return Err(format!("Check '{check_id}' is in critical state")),
+                Some(c) if c.status == CRITICAL => {
+                    return Err(format!("Check '{check_id}' is in critical state"));
+                }
                 Some(_) => {}
             }
         }
@@ -369,17 +488,31 @@ impl Store {
         } else {
             now_ms + session.lock_delay.as_millis() as u64
         };
-        self.kv.invalidate_session(index, id, session.behavior == "delete", delay_until, changes);
+        self.kv.invalidate_session(
+            index,
+            id,
+            session.behavior == "delete",
+            delay_until,
+            changes,
+        );
         changes.push(WatchKey::Sessions);
     }
 
-    fn invalidate_sessions_for_check(&mut self, index: u64, now_ms: u64, node: &str, check: &str, changes: &mut Vec<WatchKey>) {
+    fn invalidate_sessions_for_check(
+        &mut self,
+        index: u64,
+        now_ms: u64,
+        node: &str,
+        check: &str,
+        changes: &mut Vec<WatchKey>,
+    ) {
         let ids: Vec<String> = self
             .sessions
             .values()
             .filter(|s| {
                 s.node == node
-                    && (s.node_checks.iter().any(|c| c == check) || s.service_checks.iter().any(|c| c.id == check))
+                    && (s.node_checks.iter().any(|c| c == check)
+                        || s.service_checks.iter().any(|c| c.id == check))
             })
             .map(|s| s.id.clone())
             .collect();
@@ -418,7 +551,11 @@ mod pairs {
         pairs.serialize(s)
     }
 
-    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<WatchKey, u64>, D::Error> {
-        Ok(Vec::<(WatchKey, u64)>::deserialize(d)?.into_iter().collect())
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<HashMap<WatchKey, u64>, D::Error> {
+        Ok(Vec::<(WatchKey, u64)>::deserialize(d)?
+            .into_iter()
+            .collect())
     }
 }

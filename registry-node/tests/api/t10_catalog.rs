@@ -15,7 +15,13 @@ async fn register_query_deregister() {
     let me = a.handle.agent.opts.node_name.clone();
     // --- step: the agent registered itself with serfHealth and the consul service
     let (nodes, _) = get_json(&a, "/v1/catalog/nodes").await;
-    assert!(nodes.as_array().unwrap().iter().any(|n| n["Node"] == me.as_str()));
+    assert!(
+        nodes
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n["Node"] == me.as_str())
+    );
     let (svcs, _) = get_json(&a, "/v1/catalog/services").await;
     assert_eq!(svcs["consul"], json!([]));
 
@@ -31,7 +37,11 @@ async fn register_query_deregister() {
         )
         .await;
     }
-    register(&a, json!({"node": "ext3", "address": "10.0.0.3", "service": {"service": "db", "port": 5432}})).await;
+    register(
+        &a,
+        json!({"node": "ext3", "address": "10.0.0.3", "service": {"service": "db", "port": 5432}}),
+    )
+    .await;
 
     let (svcs, idx) = get_json(&a, "/v1/catalog/services").await;
     assert_eq!(svcs["web"], json!(["n1", "n2", "v1"]));
@@ -41,7 +51,27 @@ async fn register_query_deregister() {
     let (rows, _) = get_json(&a, "/v1/catalog/service/web").await;
     assert_eq!(rows.as_array().unwrap().len(), 2);
     let r = &rows[0];
-    for field in ["ID", "Node", "Address", "Datacenter", "TaggedAddresses", "NodeMeta", "ServiceKind", "ServiceID", "ServiceName", "ServiceTags", "ServiceAddress", "ServiceWeights", "ServiceMeta", "ServicePort", "ServiceEnableTagOverride", "ServiceProxy", "ServiceConnect", "CreateIndex", "ModifyIndex"] {
+    for field in [
+        "ID",
+        "Node",
+        "Address",
+        "Datacenter",
+        "TaggedAddresses",
+        "NodeMeta",
+        "ServiceKind",
+        "ServiceID",
+        "ServiceName",
+        "ServiceTags",
+        "ServiceAddress",
+        "ServiceWeights",
+        "ServiceMeta",
+        "ServicePort",
+        "ServiceEnableTagOverride",
+        "ServiceProxy",
+        "ServiceConnect",
+        "CreateIndex",
+        "ModifyIndex",
+    ] {
         assert!(r.get(field).is_some(), "missing {field} in {r}");
     }
     assert_eq!(r["ServiceWeights"], json!({"Passing": 1, "Warning": 1}));
@@ -55,7 +85,11 @@ async fn register_query_deregister() {
     assert_eq!(rows, json!([]));
 
     // --- step: ?filter on catalog and health
-    let (rows, _) = get_json(&a, "/v1/catalog/service/web?filter=ServiceID%20%3D%3D%20%22web2%22").await;
+    let (rows, _) = get_json(
+        &a,
+        "/v1/catalog/service/web?filter=ServiceID%20%3D%3D%20%22web2%22",
+    )
+    .await;
     assert_eq!(rows.as_array().unwrap().len(), 1);
     let (status, _, body) = get(&a, "/v1/catalog/service/web?filter=Nope%20%3D%3D%20%22x%22").await;
     assert_eq!(status, 400, "{body}");
@@ -65,16 +99,32 @@ async fn register_query_deregister() {
     // --- step: health views
     let (rows, _) = get_json(&a, "/v1/health/service/web").await;
     assert_eq!(rows.as_array().unwrap().len(), 2);
-    assert!(rows[0]["Checks"].as_array().unwrap().iter().any(|c| c["CheckID"] == "web1-http"));
+    assert!(
+        rows[0]["Checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["CheckID"] == "web1-http")
+    );
     let (rows, _) = get_json(&a, "/v1/health/service/web?passing").await;
     assert_eq!(rows.as_array().unwrap().len(), 1);
     assert_eq!(rows[0]["Service"]["ID"], "web1");
-    let (rows, _) = get_json(&a, "/v1/health/service/web?filter=Service.Meta.env%20%3D%3D%20%22prod%22").await;
+    let (rows, _) = get_json(
+        &a,
+        "/v1/health/service/web?filter=Service.Meta.env%20%3D%3D%20%22prod%22",
+    )
+    .await;
     assert_eq!(rows.as_array().unwrap().len(), 2);
     let (checks, _) = get_json(&a, "/v1/health/checks/web").await;
     assert_eq!(checks.as_array().unwrap().len(), 2);
     let (checks, _) = get_json(&a, "/v1/health/state/critical").await;
-    assert!(checks.as_array().unwrap().iter().any(|c| c["CheckID"] == "web2-http"));
+    assert!(
+        checks
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|c| c["CheckID"] == "web2-http")
+    );
     let (checks, _) = get_json(&a, "/v1/health/node/ext1").await;
     assert_eq!(checks[0]["ServiceName"], "web");
     assert_eq!(get(&a, "/v1/health/state/bogus").await.0, 400);
@@ -91,27 +141,68 @@ async fn register_query_deregister() {
     assert_eq!(dcs, json!(["dc1"]));
 
     // --- step: deregistration of a service, a check, a node
-    assert_eq!(put(&a, "/v1/catalog/deregister", json!({"Node": "ext2", "ServiceID": "web2"}).to_string()).await.1, "true");
+    assert_eq!(
+        put(
+            &a,
+            "/v1/catalog/deregister",
+            json!({"Node": "ext2", "ServiceID": "web2"}).to_string()
+        )
+        .await
+        .1,
+        "true"
+    );
     let (rows, _) = get_json(&a, "/v1/catalog/service/web").await;
     assert_eq!(rows.as_array().unwrap().len(), 1);
-    assert_eq!(put(&a, "/v1/catalog/deregister", json!({"Node": "ext1", "CheckID": "web1-http"}).to_string()).await.1, "true");
+    assert_eq!(
+        put(
+            &a,
+            "/v1/catalog/deregister",
+            json!({"Node": "ext1", "CheckID": "web1-http"}).to_string()
+        )
+        .await
+        .1,
+        "true"
+    );
     let (checks, _) = get_json(&a, "/v1/health/checks/web").await;
     assert_eq!(checks, json!([]));
-    assert_eq!(put(&a, "/v1/catalog/deregister", json!({"Node": "ext1"}).to_string()).await.1, "true");
+    assert_eq!(
+        put(
+            &a,
+            "/v1/catalog/deregister",
+            json!({"Node": "ext1"}).to_string()
+        )
+        .await
+        .1,
+        "true"
+    );
     let (rows, _) = get_json(&a, "/v1/catalog/service/web").await;
     assert_eq!(rows, json!([]));
 
     // --- step: errors
     assert_eq!(put(&a, "/v1/catalog/register", "{not json").await.0, 400);
-    let (status, body) = put(&a, "/v1/catalog/register", json!({"Address": "1.2.3.4"}).to_string()).await;
+    let (status, body) = put(
+        &a,
+        "/v1/catalog/register",
+        json!({"Address": "1.2.3.4"}).to_string(),
+    )
+    .await;
     assert_eq!((status, body.as_str()), (400, "Missing node name"));
     let (status, body) = put(&a, "/v1/catalog/register", json!({"Node": "x"}).to_string()).await;
     assert_eq!((status, body.as_str()), (400, "Missing node address"));
     let (status, _) = put(&a, "/v1/catalog/deregister", "{}").await;
     assert_eq!(status, 400);
     let bad_check = json!({"Node": "ext9", "Address": "10.0.0.9", "Check": {"CheckID": "c", "ServiceID": "nope"}});
-    assert_eq!(put(&a, "/v1/catalog/register", bad_check.to_string()).await.0, 500);
-    assert_eq!(get(&a, "/v1/catalog/node/ext9").await.2, "null", "failed registration wrote nothing");
+    assert_eq!(
+        put(&a, "/v1/catalog/register", bad_check.to_string())
+            .await
+            .0,
+        500
+    );
+    assert_eq!(
+        get(&a, "/v1/catalog/node/ext9").await.2,
+        "null",
+        "failed registration wrote nothing"
+    );
     a.shutdown().await;
 }
 

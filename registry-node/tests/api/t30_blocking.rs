@@ -11,7 +11,14 @@ fn spawn_get(a: &TestAgent, path: &str) -> tokio::task::JoinHandle<(u16, u64, In
     let (http, url) = (a.http.clone(), a.url(path));
     tokio::spawn(async move {
         let r = http.get(url).send().await.unwrap();
-        let idx = r.headers().get("X-Consul-Index").unwrap().to_str().unwrap().parse().unwrap();
+        let idx = r
+            .headers()
+            .get("X-Consul-Index")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
         (r.status().as_u16(), idx, Instant::now())
     })
 }
@@ -33,11 +40,17 @@ async fn kv_key_watch_ignores_other_keys() {
     // --- step: a write to the key releases it promptly
     let before = Instant::now();
     put(&a, "/v1/kv/a", "2").await;
-    let (status, new_idx, at) = tokio::time::timeout(Duration::from_secs(5), watcher).await.unwrap().unwrap();
+    let (status, new_idx, at) = tokio::time::timeout(Duration::from_secs(5), watcher)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(status, 200);
     assert!(new_idx > idx);
     // Reported, not asserted as a timing: CI machines vary.
-    eprintln!("watch released {:?} after the write returned", at.saturating_duration_since(before));
+    eprintln!(
+        "watch released {:?} after the write returned",
+        at.saturating_duration_since(before)
+    );
     a.shutdown().await;
 }
 
@@ -52,10 +65,27 @@ async fn prefix_and_missing_key_watches() {
     tokio::time::sleep(Duration::from_millis(200)).await;
     assert!(!prefix.is_finished() && !missing.is_finished());
     put(&a, "/v1/kv/app/x", "1").await;
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), prefix).await.unwrap().unwrap().0, 200);
-    assert!(!missing.is_finished(), "the missing key's watcher is unaffected");
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), prefix)
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        200
+    );
+    assert!(
+        !missing.is_finished(),
+        "the missing key's watcher is unaffected"
+    );
     put(&a, "/v1/kv/later", "1").await;
-    assert_eq!(tokio::time::timeout(Duration::from_secs(5), missing).await.unwrap().unwrap().0, 200);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(5), missing)
+            .await
+            .unwrap()
+            .unwrap()
+            .0,
+        200
+    );
     // --- step: deleting the newest key under a prefix moves the index forward, not back
     let (_, before, _) = get(&a, "/v1/kv/app/?recurse").await;
     put(&a, "/v1/kv/app/y", "1").await;
@@ -68,7 +98,10 @@ async fn prefix_and_missing_key_watches() {
 #[tokio::test]
 async fn service_watch_ignores_other_services() {
     let a = TestAgent::start().await;
-    let reg = |name: &str, node: &str| json!({"Node": node, "Address": "10.1.1.1", "Service": {"Service": name, "Port": 1}}).to_string();
+    let reg = |name: &str, node: &str| {
+        json!({"Node": node, "Address": "10.1.1.1", "Service": {"Service": name, "Port": 1}})
+            .to_string()
+    };
     put(&a, "/v1/catalog/register", reg("web", "n1")).await;
     let (_, idx, _) = get(&a, "/v1/health/service/web").await;
     let watcher = spawn_get(&a, &format!("/v1/health/service/web?index={idx}&wait=30s"));
@@ -77,10 +110,27 @@ async fn service_watch_ignores_other_services() {
     // Re-registering web unchanged is not a change either.
     put(&a, "/v1/catalog/register", reg("web", "n1")).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    assert!(!watcher.is_finished() && !cat_watcher.is_finished(), "woke on unrelated or idempotent writes");
+    assert!(
+        !watcher.is_finished() && !cat_watcher.is_finished(),
+        "woke on unrelated or idempotent writes"
+    );
     put(&a, "/v1/catalog/register", reg("web", "n3")).await;
-    assert!(tokio::time::timeout(Duration::from_secs(5), watcher).await.unwrap().unwrap().1 > idx);
-    assert!(tokio::time::timeout(Duration::from_secs(5), cat_watcher).await.unwrap().unwrap().1 > idx);
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), watcher)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            > idx
+    );
+    assert!(
+        tokio::time::timeout(Duration::from_secs(5), cat_watcher)
+            .await
+            .unwrap()
+            .unwrap()
+            .1
+            > idx
+    );
     a.shutdown().await;
 }
 

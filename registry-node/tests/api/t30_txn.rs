@@ -50,11 +50,30 @@ async fn commit_and_rollback() {
     assert_eq!(get(&a, "/v1/kv/t/b").await.0, 404);
 
     // --- step: limits and bad input
-    let many: Vec<Value> = (0..129).map(|i| json!({"KV": {"Verb": "get", "Key": format!("k{i}")}})).collect();
-    assert_eq!(put(&a, "/v1/txn", Value::Array(many).to_string()).await.0, 413);
+    let many: Vec<Value> = (0..129)
+        .map(|i| json!({"KV": {"Verb": "get", "Key": format!("k{i}")}}))
+        .collect();
+    assert_eq!(
+        put(&a, "/v1/txn", Value::Array(many).to_string()).await.0,
+        413
+    );
     assert_eq!(put(&a, "/v1/txn", "[{").await.0, 400);
-    assert_eq!(put(&a, "/v1/txn", json!([{"Node": {"Verb": "get"}}]).to_string()).await.0, 400);
-    let (status, body) = put(&a, "/v1/txn", json!([{"KV": {"Verb": "bogus", "Key": "x"}}]).to_string()).await;
+    assert_eq!(
+        put(
+            &a,
+            "/v1/txn",
+            json!([{"Node": {"Verb": "get"}}]).to_string()
+        )
+        .await
+        .0,
+        400
+    );
+    let (status, body) = put(
+        &a,
+        "/v1/txn",
+        json!([{"KV": {"Verb": "bogus", "Key": "x"}}]).to_string(),
+    )
+    .await;
     assert_eq!(status, 409, "{body}");
     a.shutdown().await;
 }

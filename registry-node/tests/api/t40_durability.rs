@@ -13,7 +13,10 @@ async fn restart_restores_state_with_same_indexes() {
     // --- step: write through a durable node
     let a = TestAgent::start_with(opts.clone()).await;
     for i in 0..50 {
-        assert_eq!(put(&a, &format!("/v1/kv/d/{i}"), format!("v{i}")).await.1, "true");
+        assert_eq!(
+            put(&a, &format!("/v1/kv/d/{i}"), format!("v{i}")).await.1,
+            "true"
+        );
     }
     let (before, idx_before) = get_json(&a, "/v1/kv/d/?recurse").await;
     a.shutdown().await;
