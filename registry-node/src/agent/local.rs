@@ -54,10 +54,10 @@ pub fn service_from_registration(reg: &AgentServiceRegistration) -> Result<NodeS
             ));
         }
     }
-    if let Some(w) = reg.weights {
-        if w.passing < 1 {
-            return Err("Passing must be greater than 0".into());
-        }
+    if let Some(w) = reg.weights
+        && w.passing < 1
+    {
+        return Err("Passing must be greater than 0".into());
     }
     Ok(reg.to_node_service())
 }

@@ -753,8 +753,8 @@ impl Agent {
                     .catalog()
                     .node_services(&node)
                     .filter(|s| {
-                        !local.services.contains_key(&s.id)
-                            && !(self.opts.server && s.id == "consul")
+                        !(local.services.contains_key(&s.id)
+                            || (self.opts.server && s.id == "consul"))
                     })
                     .map(|s| s.id.clone())
                     .collect();

@@ -79,10 +79,10 @@ async fn anti_entropy_loop(agent: Arc<Agent>) {
             _ = agent.token.cancelled() => return,
             _ = sleep(SYNC_EVERY + jitter) => {}
         }
-        if agent.raft.leader().is_some() {
-            if let Err(e) = agent.sync_all().await {
-                tracing::warn!(error = %e, "failed to sync remote state");
-            }
+        if agent.raft.leader().is_some()
+            && let Err(e) = agent.sync_all().await
+        {
+            tracing::warn!(error = %e, "failed to sync remote state");
         }
     }
 }
@@ -195,10 +195,10 @@ async fn tombstone_loop(agent: Arc<Agent>) {
         {
             reap = seen.pop_front().map(|(i, _)| i);
         }
-        if let (Some(index), true) = (reap, agent.raft.is_leader()) {
-            if let Err(e) = agent.write(Command::ReapTombstones { index }).await {
-                tracing::debug!(error = %e, "tombstone reap failed");
-            }
+        if let (Some(index), true) = (reap, agent.raft.is_leader())
+            && let Err(e) = agent.write(Command::ReapTombstones { index }).await
+        {
+            tracing::debug!(error = %e, "tombstone reap failed");
         }
     }
 }

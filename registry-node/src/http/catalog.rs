@@ -94,7 +94,7 @@ async fn deregister(State(agent): State<Ctx>, params: Params, body: Bytes) -> Ap
 async fn datacenters(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     Ok(json(
         StatusCode::OK,
-        &[agent.opts.datacenter.clone()],
+        std::slice::from_ref(&agent.opts.datacenter),
         params.get("pretty").is_some(),
     ))
 }

@@ -131,6 +131,7 @@ impl LogStore {
         self.inner.lock().expect("log store lock")
     }
 
+    #[allow(clippy::result_large_err)] // openraft's error type, returned as is
     fn send(&self, op: Op) -> Result<(), StorageError<NodeId>> {
         match &self.writer {
             Some(tx) => tx

@@ -9,6 +9,9 @@ use serde::{Deserialize, Serialize};
 
 use super::WatchKey;
 
+/// A key's state before a transaction touched it: entry and tombstone.
+type JournalEntry = (String, Option<KVPair>, Option<u64>);
+
 /// The KV table.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct KvTable {
@@ -19,7 +22,7 @@ pub struct KvTable {
     lock_delays: BTreeMap<String, u64>,
     /// Previous states of keys touched by the running transaction.
     #[serde(skip)]
-    journal: Option<Vec<(String, Option<KVPair>, Option<u64>)>>,
+    journal: Option<Vec<JournalEntry>>,
 }
 
 /// Iterates `(key, value)` of a `BTreeMap<String, V>` whose keys start with `prefix`.
@@ -128,14 +131,14 @@ impl KvTable {
     }
 
     fn record(&mut self, key: &str) {
-        if let Some(journal) = self.journal.as_mut() {
-            if !journal.iter().any(|(k, _, _)| k == key) {
-                journal.push((
-                    key.to_string(),
-                    self.entries.get(key).cloned(),
-                    self.tombstones.get(key).copied(),
-                ));
-            }
+        if let Some(journal) = self.journal.as_mut()
+            && !journal.iter().any(|(k, _, _)| k == key)
+        {
+            journal.push((
+                key.to_string(),
+                self.entries.get(key).cloned(),
+                self.tombstones.get(key).copied(),
+            ));
         }
     }
 

@@ -63,10 +63,10 @@ impl Proc {
 
     fn wait_leader(&self) {
         for _ in 0..200 {
-            if let Ok(body) = ureq_get(&format!("{}/v1/status/leader", self.base)) {
-                if body.len() > 2 {
-                    return;
-                }
+            if let Ok(body) = ureq_get(&format!("{}/v1/status/leader", self.base))
+                && body.len() > 2
+            {
+                return;
             }
             std::thread::sleep(Duration::from_millis(50));
         }

@@ -32,10 +32,9 @@ fn kill9_restart_keeps_every_acknowledged_write() {
                         "PUT",
                         &format!("{base}/v1/kv/{key}"),
                         format!("v{i}").as_bytes(),
-                    ) {
-                        if body == "true" {
-                            acked.lock().unwrap().push(key);
-                        }
+                    ) && body == "true"
+                    {
+                        acked.lock().unwrap().push(key);
                     }
                 }
             })
