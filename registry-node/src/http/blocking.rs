@@ -113,20 +113,21 @@ pub async fn read<T>(
             .await
             .map_err(|_| ApiError::no_leader())?,
     }
+    let meta = |index: u64| ReadMeta { index: index.max(1), known_leader, last_contact_ms: 0 };
+    let shared = &agent.raft.shared;
+    if opts.index == 0 {
+        let (data, index) = shared.read(|store| (view(store), store.view_index(keys)));
+        return Ok((data, meta(index)));
+    }
+    // Subscribe once, before the first read: a write between the read and the wait
+    // still marks the subscription changed. Re-reading after a wake-up reuses it,
+    // so 10,000 woken watchers never contend on the notifier's lock.
+    let mut subscription = shared.notifier.subscribe(keys);
     let deadline = Instant::now() + opts.wait;
     loop {
-        let mut subscription = agent.raft.shared.notifier.subscribe(keys);
-        let (data, index) = agent
-            .raft
-            .shared
-            .read(|store| (view(store), store.view_index(keys)));
-        if opts.index == 0 || index > opts.index || Instant::now() >= deadline {
-            let meta = ReadMeta {
-                index: index.max(1),
-                known_leader,
-                last_contact_ms: 0,
-            };
-            return Ok((data, meta));
+        let (data, index) = shared.read(|store| (view(store), store.view_index(keys)));
+        if index > opts.index || Instant::now() >= deadline {
+            return Ok((data, meta(index)));
         }
         tokio::select! {
             _ = subscription.changed() => {}

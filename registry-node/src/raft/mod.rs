@@ -15,6 +15,7 @@ use std::time::Duration;
 
 use openraft::error::{ClientWriteError, InitializeError, RaftError};
 use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
+use tokio::sync::{mpsc, oneshot};
 
 use crate::state::{Request, Response};
 pub use state_machine::Shared;
@@ -27,8 +28,8 @@ pub type Node = BasicNode;
 openraft::declare_raft_types!(
     /// openraft type configuration of the registry.
     pub TypeConfig:
-        D = Request,
-        R = Response,
+        D = Vec<Request>,
+        R = Vec<Response>,
         NodeId = NodeId,
         Node = Node,
         Entry = openraft::Entry<TypeConfig>,
@@ -40,7 +41,7 @@ openraft::declare_raft_types!(
 pub type Entry = openraft::Entry<TypeConfig>;
 
 /// Errors of the write path, mapped by the HTTP layer to Consul's messages.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
     /// No leader is known (or this server is not it and cannot forward yet).
     #[error("No cluster leader")]
@@ -83,6 +84,12 @@ impl Default for RaftOptions {
     }
 }
 
+/// A write waiting for its batch to commit.
+type Pending = (Request, oneshot::Sender<Result<Response, WriteError>>);
+
+/// Most requests in one log entry.
+const MAX_BATCH: usize = 1024;
+
 /// A running Raft member with the state it replicates.
 #[derive(Clone)]
 pub struct RaftNode {
@@ -94,6 +101,8 @@ pub struct RaftNode {
     pub shared: Arc<Shared>,
     /// The log, kept to close it on shutdown.
     log: log_store::LogStore,
+    /// Queue of the group-commit batcher.
+    batch_tx: mpsc::Sender<Pending>,
 }
 
 /// The Raft ID of a node UUID: its first 8 bytes (UUIDs are random, collisions improbable).
@@ -147,24 +156,17 @@ impl RaftNode {
                 Err(e) => return Err(e.into()),
             }
         }
-        Ok(RaftNode {
-            id,
-            raft,
-            shared,
-            log: log_store,
-        })
+        let (batch_tx, batch_rx) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(batch_loop(raft.clone(), batch_rx));
+        Ok(RaftNode { id, raft, shared, log: log_store, batch_tx })
     }
 
     /// Proposes a write and waits until it is committed and applied.
     pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
-        match self.raft.client_write(req).await {
-            Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(_))) => {
-                Err(WriteError::NoLeader)
-            }
-            Err(RaftError::APIError(e)) => Err(WriteError::Fatal(e.to_string())),
-            Err(RaftError::Fatal(e)) => Err(WriteError::Fatal(e.to_string())),
-        }
+        let (tx, rx) = oneshot::channel();
+        let down = || WriteError::Fatal("raft is shut down".into());
+        self.batch_tx.send((req, tx)).await.map_err(|_| down())?;
+        rx.await.map_err(|_| down())?
     }
 
     /// The current leader's ID, if known.
@@ -201,5 +203,40 @@ impl RaftNode {
             tracing::warn!(error = %e, "raft shutdown");
         }
         self.log.close().await;
+    }
+}
+
+/// Group commit: writes that arrive while a batch is being committed wait in
+/// the queue and go out together as the next log entry, so N concurrent
+/// writers share one append and one fsync. openraft handles one entry's
+/// flush at a time, so batching above it is what makes concurrency pay.
+/// Requests keep their order; each is applied in turn at the entry's index.
+async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>) {
+    while let Some(first) = rx.recv().await {
+        let mut batch = vec![first];
+        while batch.len() < MAX_BATCH {
+            match rx.try_recv() {
+                Ok(p) => batch.push(p),
+                Err(_) => break,
+            }
+        }
+        let (requests, waiters): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
+        match raft.client_write(requests).await {
+            Ok(resp) => {
+                for (waiter, response) in waiters.into_iter().zip(resp.data) {
+                    let _ = waiter.send(Ok(response));
+                }
+            }
+            Err(e) => {
+                let err = match e {
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NoLeader,
+                    RaftError::APIError(e) => WriteError::Fatal(e.to_string()),
+                    RaftError::Fatal(e) => WriteError::Fatal(e.to_string()),
+                };
+                for waiter in waiters {
+                    let _ = waiter.send(Err(err.clone()));
+                }
+            }
+        }
     }
 }
