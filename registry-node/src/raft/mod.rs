@@ -240,3 +240,47 @@ async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>) {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use openraft::StorageError;
+    use openraft::testing::{StoreBuilder, Suite};
+    use tempfile::TempDir;
+
+    use super::log_store::LogStore;
+    use super::state_machine::StateMachine;
+    use super::*;
+
+    /// Builds a durable log and state machine in a fresh temp dir.
+    struct DurableStore;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for DurableStore {
+        async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<NodeId>> {
+            let dir = tempfile::tempdir().expect("temp dir");
+            let log = LogStore::open(&dir.path().join("raft.wal")).expect("open log");
+            let sm = StateMachine::open(Arc::new(Shared::default()), Some(dir.path().join("snapshots")))
+                .expect("open state machine");
+            Ok((dir, log, sm))
+        }
+    }
+
+    /// Builds the in-memory (`-dev`) variant.
+    struct MemoryStore;
+
+    impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemoryStore {
+        async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError<NodeId>> {
+            let sm = StateMachine::open(Arc::new(Shared::default()), None).expect("open state machine");
+            Ok(((), LogStore::in_memory(), sm))
+        }
+    }
+
+    #[test]
+    fn durable_store_passes_openraft_suite() {
+        Suite::test_all(DurableStore).expect("openraft storage suite");
+    }
+
+    #[test]
+    fn memory_store_passes_openraft_suite() {
+        Suite::test_all(MemoryStore).expect("openraft storage suite");
+    }
+}
