@@ -124,7 +124,9 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
             Duration::from_millis(200) * m,
         ),
         raft_snapshot_threshold: config.raft_snapshot_threshold,
-        raft_trailing_logs: config.raft_trailing_logs,
+        // Entries carry batches of requests; trailing logs count entries, so keep
+        // a tenth of Consul's number (followers further behind get a snapshot).
+        raft_trailing_logs: (config.raft_trailing_logs / 10).max(100),
         services: config.services.clone(),
         checks: config.checks.clone(),
         debug_config: serde_json::to_value(config).unwrap_or_default(),

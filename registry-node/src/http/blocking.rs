@@ -113,7 +113,11 @@ pub async fn read<T>(
             .await
             .map_err(|_| ApiError::no_leader())?,
     }
-    let meta = |index: u64| ReadMeta { index: index.max(1), known_leader, last_contact_ms: 0 };
+    let meta = |index: u64| ReadMeta {
+        index: index.max(1),
+        known_leader,
+        last_contact_ms: 0,
+    };
     let shared = &agent.raft.shared;
     if opts.index == 0 {
         let (data, index) = shared.read(|store| (view(store), store.view_index(keys)));

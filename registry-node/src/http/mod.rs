@@ -24,11 +24,11 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::http::HeaderValue;
-use axum::middleware::{self, Next};
 use axum::response::Response;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use tokio::net::TcpListener;
+use tower::ServiceExt;
 
 use crate::agent::Agent;
 
@@ -52,13 +52,12 @@ pub fn router(agent: Ctx) -> Router {
         .merge(txn::routes())
         .merge(ui::routes())
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
-        .layer(middleware::from_fn(common_headers))
         .with_state(agent)
 }
 
-/// Headers Consul sends on every response.
-async fn common_headers(req: axum::extract::Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
+/// Adds the headers Consul sends on every response (a plain function, not a
+/// boxed middleware: it runs on every request of the hot path).
+fn common_headers(mut resp: Response) -> Response {
     resp.headers_mut().insert(
         registry_api::HEADER_DEFAULT_ACL_POLICY,
         HeaderValue::from_static("allow"),
@@ -84,7 +83,9 @@ pub async fn serve(listener: TcpListener, agent: Ctx) {
             },
         };
         let _ = stream.set_nodelay(true);
-        let service = TowerToHyperService::new(app.clone());
+        let service = TowerToHyperService::new(ServiceExt::<
+            axum::http::Request<hyper::body::Incoming>,
+        >::map_response(app.clone(), common_headers));
         let token = token.clone();
         tokio::spawn(async move {
             let conn = hyper::server::conn::http1::Builder::new()

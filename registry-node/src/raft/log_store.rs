@@ -96,11 +96,15 @@ fn replay(bytes: &[u8], inner: &mut LogInner) -> usize {
     while pos + 8 <= bytes.len() {
         let len = u32::from_le_bytes(bytes[pos..pos + 4].try_into().expect("4 bytes")) as usize;
         let crc = u32::from_le_bytes(bytes[pos + 4..pos + 8].try_into().expect("4 bytes"));
-        let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else { break };
+        let Some(payload) = bytes.get(pos + 8..pos + 8 + len) else {
+            break;
+        };
         if crc32fast::hash(payload) != crc {
             break;
         }
-        let Ok(record) = serde_json::from_slice::<Record>(payload) else { break };
+        let Ok(record) = serde_json::from_slice::<Record>(payload) else {
+            break;
+        };
         match record {
             Record::Entry(e) => {
                 inner.log.insert(e.log_id.index, e);
@@ -131,7 +135,11 @@ struct Wal {
 
 impl Wal {
     fn open(path: &Path, inner: &mut LogInner) -> io::Result<Wal> {
-        let mut file = OpenOptions::new().read(true).append(true).create(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .read(true)
+            .append(true)
+            .create(true)
+            .open(path)?;
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let valid = replay(&bytes, inner);
@@ -144,7 +152,12 @@ impl Wal {
             file.set_len(valid as u64)?;
             file.sync_all()?;
         }
-        Ok(Wal { path: path.to_path_buf(), file, len: valid as u64, live_len: valid as u64 })
+        Ok(Wal {
+            path: path.to_path_buf(),
+            file,
+            len: valid as u64,
+            live_len: valid as u64,
+        })
     }
 
     fn append(&mut self, bytes: &[u8]) -> io::Result<()> {
@@ -192,14 +205,21 @@ impl Wal {
 impl LogStore {
     /// A log that lives only in memory (`-dev`).
     pub fn in_memory() -> Self {
-        LogStore { inner: Arc::default(), writer: None }
+        LogStore {
+            inner: Arc::default(),
+            writer: None,
+        }
     }
 
     /// Opens (or creates) the WAL at `path` and loads it. A lock file next to it
     /// keeps two agents from sharing one data dir.
     pub fn open(path: &Path) -> Result<Self, io::Error> {
         let lock_path = path.with_extension("lock");
-        let lock = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path)?;
+        let lock = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)?;
         if lock.try_lock().is_err() {
             return Err(io::Error::other(format!(
                 "{} is in use by another agent; each agent needs its own -data-dir",
@@ -211,8 +231,13 @@ impl LogStore {
         let inner = Arc::new(Mutex::new(inner));
         let (tx, rx) = mpsc::channel();
         let shared = inner.clone();
-        std::thread::Builder::new().name("raft-log-writer".into()).spawn(move || writer_loop(wal, lock, shared, rx))?;
-        Ok(LogStore { inner, writer: Some(tx) })
+        std::thread::Builder::new()
+            .name("raft-log-writer".into())
+            .spawn(move || writer_loop(wal, lock, shared, rx))?;
+        Ok(LogStore {
+            inner,
+            writer: Some(tx),
+        })
     }
 
     /// Flushes what is queued, stops the writer and releases the file, so the
@@ -221,7 +246,10 @@ impl LogStore {
         let Some(writer) = &self.writer else { return };
         let (tx, rx) = mpsc::channel();
         if writer.send(Op::Close(tx)).is_ok() {
-            let _ = tokio::task::spawn_blocking(move || rx.recv_timeout(std::time::Duration::from_secs(10))).await;
+            let _ = tokio::task::spawn_blocking(move || {
+                rx.recv_timeout(std::time::Duration::from_secs(10))
+            })
+            .await;
         }
     }
 
@@ -232,7 +260,9 @@ impl LogStore {
     /// Queues encoded records; in memory mode completes at once.
     fn submit(&self, records: Vec<u8>, done: Done) -> io::Result<()> {
         match &self.writer {
-            Some(tx) => tx.send(Op::Write(records, done)).map_err(|_| io_err("raft log writer stopped")),
+            Some(tx) => tx
+                .send(Op::Write(records, done))
+                .map_err(|_| io_err("raft log writer stopped")),
             None => {
                 finish(done, Ok(()));
                 Ok(())
@@ -303,7 +333,12 @@ impl RaftLogReader<TypeConfig> for LogStore {
         &mut self,
         range: RB,
     ) -> Result<Vec<Entry>, StorageError<NodeId>> {
-        Ok(self.lock().log.range(range).map(|(_, e)| e.clone()).collect())
+        Ok(self
+            .lock()
+            .log
+            .range(range)
+            .map(|(_, e)| e.clone())
+            .collect())
     }
 }
 
@@ -312,8 +347,16 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
         let inner = self.lock();
-        let last = inner.log.values().next_back().map(|e| e.log_id).or(inner.last_purged);
-        Ok(LogState { last_purged_log_id: inner.last_purged, last_log_id: last })
+        let last = inner
+            .log
+            .values()
+            .next_back()
+            .map(|e| e.log_id)
+            .or(inner.last_purged);
+        Ok(LogState {
+            last_purged_log_id: inner.last_purged,
+            last_log_id: last,
+        })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -322,9 +365,12 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.lock().vote = Some(*vote);
-        let bytes = self.record(&Record::Vote(*vote)).map_err(|e| StorageIOError::write_vote(&e))?;
+        let bytes = self
+            .record(&Record::Vote(*vote))
+            .map_err(|e| StorageIOError::write_vote(&e))?;
         let (tx, rx) = oneshot::channel();
-        self.submit(bytes, Done::Reply(tx)).map_err(|e| StorageIOError::write_vote(&e))?;
+        self.submit(bytes, Done::Reply(tx))
+            .map_err(|e| StorageIOError::write_vote(&e))?;
         rx.await
             .map_err(|_| io_err("raft log writer stopped"))
             .and_then(|r| r)
@@ -335,18 +381,28 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.lock().vote)
     }
 
-    async fn save_committed(&mut self, committed: Option<LogId<NodeId>>) -> Result<(), StorageError<NodeId>> {
+    async fn save_committed(
+        &mut self,
+        committed: Option<LogId<NodeId>>,
+    ) -> Result<(), StorageError<NodeId>> {
         self.lock().committed = committed;
         // Not needed for safety (it only speeds up restart), so nobody waits for it.
-        let bytes = self.record(&Record::Committed(committed)).map_err(|e| StorageIOError::write(&e))?;
-        self.submit(bytes, Done::Nobody).map_err(|e| StorageIOError::write(&e).into())
+        let bytes = self
+            .record(&Record::Committed(committed))
+            .map_err(|e| StorageIOError::write(&e))?;
+        self.submit(bytes, Done::Nobody)
+            .map_err(|e| StorageIOError::write(&e).into())
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
         Ok(self.lock().committed)
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError<NodeId>>
+    async fn append<I>(
+        &mut self,
+        entries: I,
+        callback: LogFlushed<TypeConfig>,
+    ) -> Result<(), StorageError<NodeId>>
     where
         I: IntoIterator<Item = Entry> + OptionalSend,
         I::IntoIter: OptionalSend,
@@ -356,18 +412,23 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let mut inner = self.lock();
             for entry in entries {
                 if self.writer.is_some() {
-                    encode(&Record::Entry(entry.clone()), &mut bytes).map_err(|e| StorageIOError::write_logs(&e))?;
+                    encode(&Record::Entry(entry.clone()), &mut bytes)
+                        .map_err(|e| StorageIOError::write_logs(&e))?;
                 }
                 inner.log.insert(entry.log_id.index, entry);
             }
         }
-        self.submit(bytes, Done::Flushed(callback)).map_err(|e| StorageIOError::write_logs(&e).into())
+        self.submit(bytes, Done::Flushed(callback))
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
         self.lock().log.split_off(&log_id.index);
-        let bytes = self.record(&Record::Truncate(log_id.index)).map_err(|e| StorageIOError::write_logs(&e))?;
-        self.submit(bytes, Done::Nobody).map_err(|e| StorageIOError::write_logs(&e).into())
+        let bytes = self
+            .record(&Record::Truncate(log_id.index))
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.submit(bytes, Done::Nobody)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 
     async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
@@ -377,8 +438,11 @@ impl RaftLogStorage<TypeConfig> for LogStore {
             let keep = inner.log.split_off(&(log_id.index + 1));
             inner.log = keep;
         }
-        let bytes = self.record(&Record::Purge(log_id)).map_err(|e| StorageIOError::write_logs(&e))?;
-        self.submit(bytes, Done::Nobody).map_err(|e| StorageIOError::write_logs(&e).into())
+        let bytes = self
+            .record(&Record::Purge(log_id))
+            .map_err(|e| StorageIOError::write_logs(&e))?;
+        self.submit(bytes, Done::Nobody)
+            .map_err(|e| StorageIOError::write_logs(&e).into())
     }
 }
 
@@ -389,7 +453,10 @@ mod tests {
     use super::*;
 
     fn entry(index: u64) -> Entry {
-        Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Blank }
+        Entry {
+            log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
+            payload: EntryPayload::Blank,
+        }
     }
 
     #[test]

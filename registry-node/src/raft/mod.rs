@@ -157,8 +157,14 @@ impl RaftNode {
             }
         }
         let (batch_tx, batch_rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(batch_loop(raft.clone(), batch_rx));
-        Ok(RaftNode { id, raft, shared, log: log_store, batch_tx })
+        tokio::spawn(batch_loop(raft.clone(), batch_rx, opts.snapshot_threshold));
+        Ok(RaftNode {
+            id,
+            raft,
+            shared,
+            log: log_store,
+            batch_tx,
+        })
     }
 
     /// Proposes a write and waits until it is committed and applied.
@@ -211,7 +217,12 @@ impl RaftNode {
 /// writers share one append and one fsync. openraft handles one entry's
 /// flush at a time, so batching above it is what makes concurrency pay.
 /// Requests keep their order; each is applied in turn at the entry's index.
-async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>) {
+///
+/// Because an entry may carry many requests, the snapshot threshold is also
+/// applied to requests: after that many, a snapshot is triggered, which keeps
+/// the retained log (and memory) bounded under heavy concurrent load.
+async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>, snapshot_every: u64) {
+    let mut since_snapshot = 0u64;
     while let Some(first) = rx.recv().await {
         let mut batch = vec![first];
         while batch.len() < MAX_BATCH {
@@ -221,6 +232,11 @@ async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>) {
             }
         }
         let (requests, waiters): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
+        since_snapshot += requests.len() as u64;
+        if since_snapshot >= snapshot_every {
+            since_snapshot = 0;
+            let _ = raft.trigger().snapshot().await;
+        }
         match raft.client_write(requests).await {
             Ok(resp) => {
                 for (waiter, response) in waiters.into_iter().zip(resp.data) {
@@ -229,7 +245,9 @@ async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>) {
             }
             Err(e) => {
                 let err = match e {
-                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => WriteError::NoLeader,
+                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
+                        WriteError::NoLeader
+                    }
                     RaftError::APIError(e) => WriteError::Fatal(e.to_string()),
                     RaftError::Fatal(e) => WriteError::Fatal(e.to_string()),
                 };
@@ -258,8 +276,11 @@ mod tests {
         async fn build(&self) -> Result<(TempDir, LogStore, StateMachine), StorageError<NodeId>> {
             let dir = tempfile::tempdir().expect("temp dir");
             let log = LogStore::open(&dir.path().join("raft.wal")).expect("open log");
-            let sm = StateMachine::open(Arc::new(Shared::default()), Some(dir.path().join("snapshots")))
-                .expect("open state machine");
+            let sm = StateMachine::open(
+                Arc::new(Shared::default()),
+                Some(dir.path().join("snapshots")),
+            )
+            .expect("open state machine");
             Ok((dir, log, sm))
         }
     }
@@ -269,7 +290,8 @@ mod tests {
 
     impl StoreBuilder<TypeConfig, LogStore, StateMachine, ()> for MemoryStore {
         async fn build(&self) -> Result<((), LogStore, StateMachine), StorageError<NodeId>> {
-            let sm = StateMachine::open(Arc::new(Shared::default()), None).expect("open state machine");
+            let sm =
+                StateMachine::open(Arc::new(Shared::default()), None).expect("open state machine");
             Ok(((), LogStore::in_memory(), sm))
         }
     }

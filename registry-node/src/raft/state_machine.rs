@@ -140,9 +140,10 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
-        let (meta, data) = {
+        // Copy under the lock, serialize outside it: writes wait only for the copy.
+        let (meta, store) = {
             let applied = self.shared.applied.read().expect("state lock");
-            let data = applied.store.to_snapshot();
+            let store = applied.store.clone();
             let id = applied
                 .last_applied
                 .map(|l| format!("{}-{}", l.leader_id, l.index))
@@ -152,8 +153,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
                 last_membership: applied.membership.clone(),
                 snapshot_id: id,
             };
-            (meta, data)
+            (meta, store)
         };
+        let data = store.to_snapshot();
         persist(self.snapshot_dir.as_ref(), &meta, &data)
             .map_err(|e| StorageIOError::write_snapshot(Some(meta.signature()), &e))?;
         tracing::debug!(index = ?meta.last_log_id, bytes = data.len(), "built snapshot");
@@ -187,9 +189,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                 applied.last_applied = Some(entry.log_id);
                 let response = match entry.payload {
                     EntryPayload::Blank => Vec::new(),
-                    EntryPayload::Normal(batch) => {
-                        batch.iter().map(|req| applied.store.apply(entry.log_id.index, req)).collect()
-                    }
+                    EntryPayload::Normal(batch) => batch
+                        .iter()
+                        .map(|req| applied.store.apply(entry.log_id.index, req))
+                        .collect(),
                     EntryPayload::Membership(m) => {
                         applied.membership = StoredMembership::new(Some(entry.log_id), m);
                         Vec::new()

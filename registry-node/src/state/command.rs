@@ -56,7 +56,8 @@ pub enum Command {
 pub struct KvSet {
     /// Key.
     pub key: String,
-    /// Value (None for an empty body).
+    /// Value (None for an empty body); base64 in the log, not a JSON array of numbers.
+    #[serde(with = "registry_api::b64", default)]
     pub value: Option<Vec<u8>>,
     /// Client flags.
     pub flags: u64,

@@ -187,14 +187,14 @@ impl Store {
         if set.key.is_empty() {
             return Err("Missing key name".into());
         }
-        let existing = self.kv.get(&set.key).cloned();
+        let existing = self.kv.get(&set.key);
         if let Some(cas) = set.cas {
-            let current = existing.as_ref().map(|e| e.modify_index).unwrap_or(0);
+            let current = existing.map(|e| e.modify_index).unwrap_or(0);
             if current != cas {
                 return Ok(false);
             }
         }
-        let mut entry = existing.clone().unwrap_or_else(|| KVPair {
+        let mut entry = existing.cloned().unwrap_or_else(|| KVPair {
             key: set.key.clone(),
             ..Default::default()
         });
