@@ -28,6 +28,39 @@ pub struct LocalCheck {
     pub ttl_deadline: Option<Instant>,
     /// Defined in a config file.
     pub from_config: bool,
+    /// When the output was last pushed to the catalog (output-only changes are rate-limited).
+    pub output_synced_at: Option<Instant>,
+    /// The catalog has an older output than ours (pushed by the periodic sync).
+    pub output_dirty: bool,
+    /// Since when the check has been critical (for `deregister_critical_service_after`).
+    pub critical_since: Option<Instant>,
+}
+
+impl LocalCheck {
+    /// A newly registered check; TTL checks start their clock now.
+    pub fn new(check: HealthCheck, definition: CheckDefinition, from_config: bool) -> Self {
+        let now = Instant::now();
+        LocalCheck {
+            ttl_deadline: definition.ttl.map(|ttl| now + ttl.get()),
+            critical_since: (check.status == CRITICAL).then_some(now),
+            check,
+            definition,
+            from_config,
+            output_synced_at: None,
+            output_dirty: false,
+        }
+    }
+
+    /// Records a new status and output, tracking since when it is critical.
+    pub fn record(&mut self, status: &str, output: &str) {
+        if status == CRITICAL {
+            self.critical_since.get_or_insert_with(Instant::now);
+        } else {
+            self.critical_since = None;
+        }
+        self.check.status = status.to_string();
+        self.check.output = output.to_string();
+    }
 }
 
 /// Local services and checks, keyed by ID.

@@ -6,6 +6,7 @@
 
 pub mod events;
 pub mod local;
+mod persist;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -106,6 +107,20 @@ pub struct AgentOptions {
     pub checks: Vec<CheckDefinition>,
     /// Free-form effective configuration for `/v1/agent/self` `DebugConfig`.
     pub debug_config: serde_json::Value,
+    /// Output-only check changes reach the catalog at most this often (`check_update_interval`).
+    pub check_update_interval: Duration,
+    /// Lower bound of `deregister_critical_service_after` (Consul: 1 minute).
+    pub min_deregister_critical: Duration,
+    /// Period of the full anti-entropy sync.
+    pub sync_interval: Duration,
+    /// Script checks from any source (`enable_script_checks`).
+    pub enable_script_checks: bool,
+    /// Script checks from config files (`enable_local_script_checks`).
+    pub enable_local_script_checks: bool,
+    /// Agent cap on check output (`check_output_max_size`).
+    pub check_output_max_size: usize,
+    /// `watches` from the configuration, run by the agent.
+    pub watches: Vec<serde_json::Value>,
 }
 
 impl AgentOptions {
@@ -136,6 +151,13 @@ impl AgentOptions {
             services: Vec::new(),
             checks: Vec::new(),
             debug_config: serde_json::Value::Null,
+            check_update_interval: Duration::from_secs(300),
+            min_deregister_critical: Duration::ZERO,
+            sync_interval: Duration::from_secs(60),
+            enable_script_checks: false,
+            enable_local_script_checks: false,
+            check_output_max_size: 4096,
+            watches: Vec::new(),
         }
     }
 }
@@ -243,6 +265,17 @@ impl Agent {
     }
 
     fn load_config_definitions(&self) -> anyhow::Result<()> {
+        if let Some(dir) = &self.opts.data_dir {
+            let persisted = persist::load(dir)?;
+            if !persisted.services.is_empty() || !persisted.checks.is_empty() {
+                tracing::info!(
+                    services = persisted.services.len(),
+                    checks = persisted.checks.len(),
+                    "restored services and checks registered through the API"
+                );
+            }
+            persist::restore(&mut self.local.lock().expect("local lock"), persisted);
+        }
         for reg in self.opts.services.clone() {
             self.add_service_locally(&reg, false, true)
                 .map_err(|e| anyhow::anyhow!("service {:?}: {e}", reg.name))?;
@@ -392,6 +425,15 @@ impl Agent {
         Ok(())
     }
 
+    /// Saves the API-registered services and checks (no-op without a data dir).
+    pub fn persist_local(&self) {
+        let Some(dir) = &self.opts.data_dir else { return };
+        let state = persist::snapshot(&self.local.lock().expect("local lock"));
+        if let Err(e) = persist::save(dir, &state) {
+            tracing::error!(error = %e, dir = %dir.display(), "failed to persist local services and checks");
+        }
+    }
+
     // ----- local services and checks -------------------------------------------------------
 
     fn add_service_locally(
@@ -415,7 +457,6 @@ impl Agent {
             },
         );
         for (check, definition) in checks {
-            let ttl_deadline = definition.ttl.map(|ttl| Instant::now() + ttl.get());
             let prev = local
                 .checks
                 .get(&check.check_id)
@@ -426,15 +467,7 @@ impl Agent {
                 check.status = status;
                 check.output = output;
             }
-            local.checks.insert(
-                check.check_id.clone(),
-                LocalCheck {
-                    check,
-                    definition,
-                    ttl_deadline,
-                    from_config,
-                },
-            );
+            local.checks.insert(check.check_id.clone(), LocalCheck::new(check, definition, from_config));
         }
         Ok(id)
     }
@@ -460,16 +493,7 @@ impl Agent {
         let check = local::check_from_definition(def, &self.opts.node_name, service.as_ref())
             .map_err(Error::BadRequest)?;
         let id = check.check_id.clone();
-        let ttl_deadline = def.ttl.map(|ttl| Instant::now() + ttl.get());
-        local.checks.insert(
-            id.clone(),
-            LocalCheck {
-                check,
-                definition: def.clone(),
-                ttl_deadline,
-                from_config,
-            },
-        );
+        local.checks.insert(id.clone(), LocalCheck::new(check, def.clone(), from_config));
         Ok(id)
     }
 
@@ -480,6 +504,7 @@ impl Agent {
         replace_existing_checks: bool,
     ) -> Result<(), Error> {
         let id = self.add_service_locally(reg, replace_existing_checks, false)?;
+        self.persist_local();
         self.sync_service(&id).await
     }
 
@@ -494,6 +519,7 @@ impl Agent {
             }
             local.checks.retain(|_, c| c.check.service_id != id);
         }
+        self.persist_local();
         let dereg = CatalogDeregistration {
             node: self.opts.node_name.clone(),
             service_id: id.into(),
@@ -505,6 +531,7 @@ impl Agent {
     /// `PUT /v1/agent/check/register`.
     pub async fn register_check(&self, def: &CheckDefinition) -> Result<(), Error> {
         let id = self.add_check_locally(def, false)?;
+        self.persist_local();
         self.sync_check(&id).await
     }
 
@@ -522,6 +549,7 @@ impl Agent {
                 "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
             )));
         }
+        self.persist_local();
         let dereg = CatalogDeregistration {
             node: self.opts.node_name.clone(),
             check_id: id.into(),
@@ -546,10 +574,91 @@ impl Agent {
                 )));
             };
             check.ttl_deadline = Some(Instant::now() + ttl.get());
-            check.check.status = status.to_string();
-            check.check.output = output.to_string();
+            check.record(status, output);
         }
+        self.persist_local();
         self.sync_check(id).await
+    }
+
+    /// Applies a result of a running check. Status changes reach the catalog at
+    /// once; output-only changes at most every `check_update_interval`, so a
+    /// flapping output does not flood the Raft log (the TTL task pushes the rest).
+    pub async fn apply_check_result(&self, id: &str, status: &str, output: &str) {
+        let sync_now = {
+            let mut local = self.local.lock().expect("local lock");
+            let Some(check) = local.checks.get_mut(id) else { return };
+            if check.check.status == status && check.check.output == output {
+                return;
+            }
+            let status_changed = check.check.status != status;
+            check.record(status, output);
+            let now = Instant::now();
+            let due = check.output_synced_at.is_none_or(|t| now.duration_since(t) >= self.opts.check_update_interval);
+            if status_changed || due {
+                check.output_synced_at = Some(now);
+                check.output_dirty = false;
+                true
+            } else {
+                check.output_dirty = true;
+                false
+            }
+        };
+        if sync_now {
+            if let Err(e) = self.sync_check(id).await {
+                tracing::warn!(check = %id, error = %e, "failed to sync check status");
+            }
+        }
+    }
+
+    /// Pushes outputs held back by the rate limit once their interval has passed.
+    pub(crate) async fn sync_dirty_outputs(&self) {
+        let now = Instant::now();
+        let due: Vec<String> = {
+            let mut local = self.local.lock().expect("local lock");
+            local
+                .checks
+                .values_mut()
+                .filter(|c| {
+                    c.output_dirty
+                        && c.output_synced_at.is_none_or(|t| now.duration_since(t) >= self.opts.check_update_interval)
+                })
+                .map(|c| {
+                    c.output_dirty = false;
+                    c.output_synced_at = Some(now);
+                    c.check.check_id.clone()
+                })
+                .collect()
+        };
+        for id in due {
+            if let Err(e) = self.sync_check(&id).await {
+                tracing::debug!(check = %id, error = %e, "failed to sync check output");
+            }
+        }
+    }
+
+    /// Deregisters services whose check has been critical longer than its
+    /// `deregister_critical_service_after` (never less than the agent's minimum).
+    pub(crate) async fn reap_critical_services(&self) {
+        let now = Instant::now();
+        let doomed: Vec<(String, String)> = {
+            let local = self.local.lock().expect("local lock");
+            local
+                .checks
+                .values()
+                .filter(|c| !c.check.service_id.is_empty())
+                .filter_map(|c| {
+                    let after = c.definition.deregister_critical_service_after?.get().max(self.opts.min_deregister_critical);
+                    let since = c.critical_since?;
+                    (now.duration_since(since) >= after).then(|| (c.check.service_id.clone(), c.check.check_id.clone()))
+                })
+                .collect()
+        };
+        for (service, check) in doomed {
+            tracing::info!(service = %service, check = %check, "check critical for too long; deregistering service");
+            if let Err(e) = self.deregister_service(&service).await {
+                tracing::warn!(service = %service, error = %e, "failed to deregister critical service");
+            }
+        }
     }
 
     /// Marks an expired TTL check critical (called by the TTL task).
@@ -560,8 +669,7 @@ impl Agent {
                 return;
             };
             check.ttl_deadline = None;
-            check.check.status = CRITICAL.into();
-            check.check.output = "TTL expired".into();
+            check.record(CRITICAL, "TTL expired");
         }
         tracing::warn!(check = %id, "check TTL expired");
         if let Err(e) = self.sync_check(id).await {
@@ -609,6 +717,7 @@ impl Agent {
                 .remove(&check_id)
                 .is_some();
             if existed {
+                self.persist_local();
                 let dereg = CatalogDeregistration {
                     node: self.opts.node_name.clone(),
                     check_id,
@@ -642,15 +751,12 @@ impl Agent {
             name: name.into(),
             ..Default::default()
         };
-        self.local.lock().expect("local lock").checks.insert(
-            check_id.clone(),
-            LocalCheck {
-                check,
-                definition,
-                ttl_deadline: None,
-                from_config: false,
-            },
-        );
+        self.local
+            .lock()
+            .expect("local lock")
+            .checks
+            .insert(check_id.clone(), LocalCheck::new(check, definition, false));
+        self.persist_local();
         self.sync_check(&check_id).await
     }
 

@@ -15,8 +15,6 @@ use tokio_util::task::TaskTracker;
 use super::Agent;
 use crate::state::Command;
 
-/// Anti-entropy period.
-const SYNC_EVERY: Duration = Duration::from_secs(60);
 /// Consul expires sessions after this multiple of their TTL.
 const SESSION_TTL_MULTIPLIER: u32 = 2;
 /// How long KV tombstones are kept (Consul's `tombstone_ttl`).
@@ -77,7 +75,7 @@ async fn anti_entropy_loop(agent: Arc<Agent>) {
         tokio::select! {
             biased;
             _ = agent.token.cancelled() => return,
-            _ = sleep(SYNC_EVERY + jitter) => {}
+            _ = sleep(agent.opts.sync_interval + jitter.min(agent.opts.sync_interval / 6)) => {}
         }
         if agent.raft.leader().is_some()
             && let Err(e) = agent.sync_all().await
@@ -108,6 +106,8 @@ async fn ttl_loop(agent: Arc<Agent>) {
         for id in expired {
             agent.expire_ttl(&id).await;
         }
+        agent.sync_dirty_outputs().await;
+        agent.reap_critical_services().await;
     }
 }
 

@@ -130,6 +130,13 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
         services: config.services.clone(),
         checks: config.checks.clone(),
         debug_config: serde_json::to_value(config).unwrap_or_default(),
+        check_update_interval: config.check_update_interval.get(),
+        min_deregister_critical: Duration::from_secs(60),
+        sync_interval: Duration::from_secs(60),
+        enable_script_checks: config.enable_script_checks,
+        enable_local_script_checks: config.enable_local_script_checks,
+        check_output_max_size: config.check_output_max_size,
+        watches: config.watches.clone(),
     })
 }
 

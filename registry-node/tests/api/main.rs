@@ -8,6 +8,7 @@ mod t20_session;
 mod t30_blocking;
 mod t30_txn;
 mod t40_durability;
+mod t50_agent_state;
 
 use registry_node::testing::TestAgent;
 use serde_json::Value;
