@@ -5,6 +5,7 @@
 mod t10_flags;
 mod t20_durability;
 mod t30_cli;
+mod t35_reload;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
