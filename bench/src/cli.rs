@@ -35,7 +35,7 @@ pub struct Args {
     #[arg(long, default_value = "1s", value_parser = humantime::parse_duration)]
     pub warmup: Duration,
 
-    /// Scenarios to run, in this order.
+    /// Scenarios to run, in this order. `checks` is not in the default set.
     #[arg(
         long,
         value_enum,
@@ -56,7 +56,8 @@ pub struct Args {
     #[arg(long, default_value_t = 64)]
     pub value_size: usize,
 
-    /// PID of the registry node: its VmRSS is read before (idle) and after the run.
+    /// PID of the registry node: its VmRSS is read before (idle) and after the
+    /// run. Required by the `checks` scenario, which samples its CPU time.
     #[arg(long, value_name = "PID")]
     pub pid: Option<u32>,
 
@@ -77,6 +78,16 @@ pub struct Args {
     /// (keeps the server's listen backlog from overflowing into SYN retries).
     #[arg(long, default_value_t = 256)]
     pub connect_concurrency: usize,
+
+    /// Checks: number of services registered, each with one HTTP check
+    /// (interval 1 s) against an endpoint served by this tool.
+    #[arg(long, default_value_t = 1000)]
+    pub checks: usize,
+
+    /// Checks: wait after the last registration before the measured window,
+    /// so that every check has started running.
+    #[arg(long, default_value = "5s", value_parser = humantime::parse_duration)]
+    pub checks_warmup: Duration,
 
     /// Per-request timeout of the load scenarios.
     #[arg(long, default_value = "10s", value_parser = humantime::parse_duration)]
@@ -99,6 +110,8 @@ pub enum Scenario {
     Get64,
     /// N blocking watchers on one key, one write, time until all returned.
     Fanout,
+    /// N services with one HTTP check each: node CPU and RSS (registry only).
+    Checks,
 }
 
 impl Scenario {
@@ -109,6 +122,7 @@ impl Scenario {
             Scenario::Put64 => "put64",
             Scenario::Get64 => "get64",
             Scenario::Fanout => "fanout",
+            Scenario::Checks => "checks",
         }
     }
 }

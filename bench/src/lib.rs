@@ -10,11 +10,13 @@
 //! - [`target`]: the two systems under test and their HTTP spelling of put/get/watch.
 //! - [`load`]: closed-loop PUT/GET scenarios (`put1`, `put64`, `get64`).
 //! - [`fanout`]: blocking-query fan-out (`fanout`).
+//! - [`checks`]: node CPU and RSS while it runs N HTTP health checks (`checks`).
 //! - [`rawhttp`]: minimal HTTP/1.1 GET client for the registry fan-out watchers.
 //! - [`stats`]: latency percentiles and the per-task RNG.
-//! - [`sys`]: `RLIMIT_NOFILE` and `/proc/<pid>/status` memory.
+//! - [`sys`]: `RLIMIT_NOFILE`, `/proc/<pid>/status` memory and `/proc/<pid>/stat` CPU time.
 //! - [`report`]: tables, JSON, goal check.
 
+pub mod checks;
 pub mod cli;
 pub mod fanout;
 pub mod load;
@@ -26,16 +28,18 @@ pub mod target;
 
 use std::sync::Arc;
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
+use crate::checks::{ChecksSpec, run_checks};
 use crate::cli::{Args, DEFAULT_REGISTRY, Scenario};
 use crate::fanout::{FanoutSpec, run_fanout};
 use crate::load::{LoadSpec, Op, preload, run_load};
 use crate::report::{Results, RssReport, TargetInfo};
 use crate::sys::{raise_nofile, read_rss};
-use crate::target::{PreparedValue, Target};
+use crate::target::{Kind, PreparedValue, Target};
 
-/// File descriptors kept aside for everything that is not a fan-out watcher.
+/// File descriptors kept aside for everything that is not a fan-out watcher
+/// or a connection to the checks' endpoint.
 const FD_HEADROOM: u64 = 512;
 
 /// Run every requested scenario against every given target and print the results.
@@ -43,8 +47,32 @@ pub async fn run(args: Args) -> Result<()> {
     if args.keys == 0 || args.watchers == 0 || args.duration.is_zero() {
         bail!("--keys, --watchers and --duration must be greater than zero");
     }
+    let checks = args.scenarios.contains(&Scenario::Checks);
+    if checks {
+        if args.pid.is_none() {
+            bail!(
+                "the checks scenario samples the node's CPU and memory from /proc: \
+                 pass the registry node's PID with --pid"
+            );
+        }
+        if args.registry.is_none() && args.etcd.is_some() {
+            bail!("the checks scenario needs the registry node: pass --registry");
+        }
+        if args.checks == 0 {
+            bail!("--checks must be greater than zero");
+        }
+    }
+    // The fan-out needs one descriptor per watcher; the checks' endpoint one
+    // per connection the node opens to it (up to one per check).
+    let mut needed_fds = 0;
     if args.scenarios.contains(&Scenario::Fanout) {
-        let limit = raise_nofile(args.watchers as u64 + FD_HEADROOM)?;
+        needed_fds = needed_fds.max(args.watchers as u64);
+    }
+    if checks {
+        needed_fds = needed_fds.max(args.checks as u64);
+    }
+    if needed_fds > 0 {
+        let limit = raise_nofile(needed_fds + FD_HEADROOM)?;
         eprintln!("open-file limit: {limit}");
     }
 
@@ -85,7 +113,7 @@ pub async fn run(args: Args) -> Result<()> {
         results.rss.push(RssReport {
             target: name.to_owned(),
             pid,
-            idle: Some(read_rss(pid)?),
+            idle: Some(read_rss(pid).with_context(|| format!("{name} PID {pid}"))?),
             after: None,
         });
     }
@@ -93,6 +121,10 @@ pub async fn run(args: Args) -> Result<()> {
     let value = Arc::new(PreparedValue::new(args.value_size));
     for &scenario in &args.scenarios {
         for target in &targets {
+            if scenario == Scenario::Checks && target.kind != Kind::Registry {
+                eprintln!("checks: skipped on {} (registry only)", target.name());
+                continue;
+            }
             eprintln!("running {} on {}", scenario.name(), target.name());
             let load = |op, clients| LoadSpec {
                 op,
@@ -132,6 +164,19 @@ pub async fn run(args: Args) -> Result<()> {
                         value: Arc::clone(&value),
                     };
                     results.fanout.push(run_fanout(target, &spec).await?);
+                }
+                Scenario::Checks => {
+                    let Some(pid) = args.pid else {
+                        bail!("the checks scenario needs --pid");
+                    };
+                    let spec = ChecksSpec {
+                        checks: args.checks,
+                        warmup: args.checks_warmup,
+                        duration: args.duration,
+                        pid,
+                        request_timeout: args.request_timeout,
+                    };
+                    results.checks.push(run_checks(target, &spec).await?);
                 }
             }
         }

@@ -3,6 +3,7 @@
 
 use serde::Serialize;
 
+use crate::checks::ChecksReport;
 use crate::fanout::FanoutReport;
 use crate::load::LoadReport;
 use crate::sys::Rss;
@@ -55,6 +56,8 @@ pub struct Results {
     pub load: Vec<LoadReport>,
     /// Fan-out scenarios.
     pub fanout: Vec<FanoutReport>,
+    /// Health-check scenarios.
+    pub checks: Vec<ChecksReport>,
     /// Server memory.
     pub rss: Vec<RssReport>,
     /// Goals from the issue that this run's data can decide.
@@ -110,6 +113,33 @@ impl Results {
                 goal: "registry idle RSS <= 30 MB".into(),
                 measured: format!("{:.1} MB", idle.rss_kib as f64 / 1000.0),
                 met: idle.rss_kib <= 30_000,
+            });
+        }
+        for c in &self.checks {
+            // Cheap because the checks never ran is not a result.
+            let not_running = if c.checks_running() {
+                String::new()
+            } else {
+                format!(
+                    "; checks not running: target saw {:.1} req/s, expected ~{:.0}",
+                    c.target_requests_per_sec, c.expected_requests_per_sec
+                )
+            };
+            goals.push(Goal {
+                goal: format!(
+                    "checks: {} HTTP checks at {}s use < 25% of one core",
+                    c.checks_registered, c.interval_s
+                ),
+                measured: format!("{:.1}%{not_running}", c.node_cpu_percent),
+                met: c.node_cpu_percent < 25.0 && c.checks_running(),
+            });
+            goals.push(Goal {
+                goal: format!(
+                    "checks: RSS < 50 MB with {} HTTP checks",
+                    c.checks_registered
+                ),
+                measured: format!("{:.1} MB{not_running}", c.rss_after.rss_kib as f64 / 1000.0),
+                met: c.rss_after.rss_kib < 50_000 && c.checks_running(),
             });
         }
         self.goals = goals;
@@ -210,6 +240,9 @@ impl Results {
                     f.first_error.as_deref().unwrap_or_default()
                 );
             }
+        }
+        for c in &self.checks {
+            out += &c.to_table();
         }
         if !self.rss.is_empty() {
             out += "\n";
