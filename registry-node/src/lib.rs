@@ -10,6 +10,7 @@
 //! - [`agent`]: wires the subsystems together and owns shutdown.
 
 pub mod agent;
+pub mod checks;
 pub mod cli;
 pub mod command;
 pub mod config;
@@ -20,3 +21,4 @@ pub mod state;
 #[cfg(any(test, feature = "test-util"))]
 pub mod testing;
 pub mod watch;
+pub mod watches;

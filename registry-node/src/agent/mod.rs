@@ -25,6 +25,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use crate::checks::{CheckRunner, HealthView, RunnerSettings};
 use crate::raft::{RaftNode, RaftOptions, WriteError, node_id_from_uuid};
 use crate::state::{Command, Request, Response};
 use events::EventLog;
@@ -121,6 +122,8 @@ pub struct AgentOptions {
     pub check_output_max_size: usize,
     /// `watches` from the configuration, run by the agent.
     pub watches: Vec<serde_json::Value>,
+    /// Shortest check interval (Consul clamps to 1s).
+    pub min_check_interval: Duration,
 }
 
 impl AgentOptions {
@@ -158,6 +161,7 @@ impl AgentOptions {
             enable_local_script_checks: false,
             check_output_max_size: 4096,
             watches: Vec::new(),
+            min_check_interval: Duration::from_millis(10),
         }
     }
 }
@@ -180,6 +184,8 @@ pub struct Agent {
     pub started: std::time::Instant,
     /// Re-reads the configuration files (set by the `agent` command).
     pub reloader: Mutex<Option<Reloader>>,
+    /// Runs the HTTP/TCP/UDP/script/docker/alias checks of this agent.
+    pub runner: CheckRunner,
 }
 
 /// Produces fresh options from the configuration files, for reload.
@@ -204,6 +210,7 @@ impl AgentHandle {
     /// Waits until the agent stopped (after a leave or a cancelled token).
     pub async fn wait(self) {
         self.agent.token.cancelled().await;
+        self.agent.runner.shutdown().await;
         self.tracker.close();
         if tokio::time::timeout(Duration::from_secs(10), self.tracker.wait())
             .await
@@ -213,6 +220,65 @@ impl AgentHandle {
         }
         self.agent.raft.shutdown().await;
         tracing::info!("agent stopped");
+    }
+}
+
+/// Local health for alias checks, reading the agent it is attached to.
+#[derive(Default)]
+struct LocalHealth {
+    agent: std::sync::OnceLock<std::sync::Weak<Agent>>,
+}
+
+impl LocalHealth {
+    fn summarize<'a>(checks: impl Iterator<Item = &'a HealthCheck>) -> (String, String) {
+        let checks: Vec<&HealthCheck> = checks.collect();
+        let status = registry_api::aggregate(checks.iter().map(|c| Agent::effective_status(c)));
+        let status = if status == MAINTENANCE {
+            CRITICAL
+        } else {
+            status
+        };
+        let failing: Vec<&str> = checks
+            .iter()
+            .filter(|c| c.status != PASSING)
+            .map(|c| c.check_id.as_str())
+            .collect();
+        let output = if failing.is_empty() {
+            "All checks passing.".to_string()
+        } else {
+            format!("Checks not passing: {}", failing.join(", "))
+        };
+        (status.to_string(), output)
+    }
+}
+
+impl HealthView for LocalHealth {
+    fn service_health(&self, service_id: &str) -> Option<(String, String)> {
+        let agent = self.agent.get()?.upgrade()?;
+        let local = agent.local.lock().expect("local lock");
+        local.services.get(service_id)?;
+        Some(Self::summarize(
+            local
+                .checks
+                .values()
+                .map(|c| &c.check)
+                .filter(|c| c.service_id == service_id),
+        ))
+    }
+
+    fn node_health(&self, node: &str) -> Option<(String, String)> {
+        let agent = self.agent.get()?.upgrade()?;
+        if node != agent.opts.node_name {
+            return None;
+        }
+        let local = agent.local.lock().expect("local lock");
+        Some(Self::summarize(
+            local
+                .checks
+                .values()
+                .map(|c| &c.check)
+                .filter(|c| c.service_id.is_empty()),
+        ))
     }
 }
 
@@ -242,6 +308,16 @@ impl Agent {
             trailing_logs: opts.raft_trailing_logs,
         };
         let raft = RaftNode::start(node_id_from_uuid(&opts.node_id), raft_opts).await?;
+        let (updates_tx, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
+        let view = Arc::new(LocalHealth::default());
+        let settings = RunnerSettings {
+            enable_script_checks: opts.enable_script_checks,
+            enable_local_script_checks: opts.enable_local_script_checks,
+            output_max_size: opts.check_output_max_size,
+            docker_host: None,
+        };
+        let runner = CheckRunner::new(settings, updates_tx, view.clone(), token.clone());
+        let watches = opts.watches.clone();
         let agent = Arc::new(Agent {
             opts,
             raft,
@@ -251,11 +327,53 @@ impl Agent {
             token,
             started: std::time::Instant::now(),
             reloader: Mutex::new(None),
+            runner,
         });
+        let _ = view.agent.set(Arc::downgrade(&agent));
         agent.load_config_definitions()?;
+        let checks: Vec<String> = agent
+            .local
+            .lock()
+            .expect("local lock")
+            .checks
+            .keys()
+            .cloned()
+            .collect();
+        agent.start_runners(&checks);
         let tracker = TaskTracker::new();
         tracker.spawn(crate::http::serve(http, agent.clone()));
         tasks::spawn_all(&agent, &tracker);
+        {
+            let agent = agent.clone();
+            tracker.spawn(async move {
+                loop {
+                    let update = tokio::select! {
+                        biased;
+                        _ = agent.token.cancelled() => return,
+                        update = updates_rx.recv() => match update { Some(u) => u, None => return },
+                    };
+                    agent
+                        .apply_check_result(&update.check_id, &update.status, &update.output)
+                        .await;
+                }
+            });
+        }
+        // Watches talk to this agent's own API, over loopback when it listens on all addresses.
+        let mut own_addr = http_addr;
+        if own_addr.ip().is_unspecified() {
+            own_addr.set_ip(if own_addr.is_ipv4() {
+                IpAddr::from([127, 0, 0, 1])
+            } else {
+                IpAddr::from([0u16, 0, 0, 0, 0, 0, 0, 1])
+            });
+        }
+        crate::watches::spawn_agent_watches(
+            &watches,
+            own_addr,
+            &tracker,
+            agent.token.child_token(),
+        )
+        .map_err(|e| anyhow::anyhow!("invalid watch: {e}"))?;
         tracing::info!(addr = %http_addr, node = %agent.opts.node_name, "started HTTP server");
         Ok(AgentHandle {
             agent,
@@ -405,9 +523,13 @@ impl Agent {
             let mut local = self.local.lock().expect("local lock");
             local.services.retain(|_, s| !s.from_config);
             let services: Vec<String> = local.services.keys().cloned().collect();
-            local.checks.retain(|_, c| {
-                !c.from_config
-                    && (c.check.service_id.is_empty() || services.contains(&c.check.service_id))
+            local.checks.retain(|cid, c| {
+                let keep = !c.from_config
+                    && (c.check.service_id.is_empty() || services.contains(&c.check.service_id));
+                if !keep {
+                    self.runner.stop(cid);
+                }
+                keep
             });
         }
         for reg in &new.services {
@@ -427,7 +549,9 @@ impl Agent {
 
     /// Saves the API-registered services and checks (no-op without a data dir).
     pub fn persist_local(&self) {
-        let Some(dir) = &self.opts.data_dir else { return };
+        let Some(dir) = &self.opts.data_dir else {
+            return;
+        };
         let state = persist::snapshot(&self.local.lock().expect("local lock"));
         if let Err(e) = persist::save(dir, &state) {
             tracing::error!(error = %e, dir = %dir.display(), "failed to persist local services and checks");
@@ -444,10 +568,22 @@ impl Agent {
     ) -> Result<String, Error> {
         let service = local::service_from_registration(reg).map_err(Error::BadRequest)?;
         let checks = local::service_checks(reg, &self.opts.node_name).map_err(Error::BadRequest)?;
+        for (_, definition) in &checks {
+            self.runner
+                .validate(&self.clamped(definition), from_config)
+                .map_err(Error::BadRequest)?;
+        }
         let id = service.id.clone();
         let mut local = self.local.lock().expect("local lock");
         if replace_existing_checks {
-            local.checks.retain(|_, c| c.check.service_id != id);
+            let keep: Vec<&str> = checks.iter().map(|(c, _)| c.check_id.as_str()).collect();
+            local.checks.retain(|cid, c| {
+                let drop = c.check.service_id == id && !keep.contains(&cid.as_str());
+                if drop {
+                    self.runner.stop(cid);
+                }
+                !drop
+            });
         }
         local.services.insert(
             id.clone(),
@@ -467,9 +603,43 @@ impl Agent {
                 check.status = status;
                 check.output = output;
             }
-            local.checks.insert(check.check_id.clone(), LocalCheck::new(check, definition, from_config));
+            let local_check = LocalCheck::new(check, definition, from_config);
+            self.start_runner(&local_check);
+            local
+                .checks
+                .insert(local_check.check.check_id.clone(), local_check);
         }
         Ok(id)
+    }
+
+    /// A check definition with its interval raised to the agent's minimum.
+    fn clamped(&self, def: &CheckDefinition) -> CheckDefinition {
+        let mut def = def.clone();
+        if let Some(interval) = def.interval.as_mut() {
+            interval.0 = interval.0.max(self.opts.min_check_interval);
+        }
+        def
+    }
+
+    /// Starts (or restarts) the runner task of a check; TTL and maintenance checks run nothing.
+    fn start_runner(&self, check: &LocalCheck) {
+        let id = &check.check.check_id;
+        if let Err(e) = self
+            .runner
+            .start(id, &self.clamped(&check.definition), check.from_config)
+        {
+            tracing::warn!(check = %id, error = %e, "check not started");
+        }
+    }
+
+    /// Starts the runners of the given local checks.
+    fn start_runners(&self, ids: &[String]) {
+        let local = self.local.lock().expect("local lock");
+        for id in ids {
+            if let Some(check) = local.checks.get(id) {
+                self.start_runner(check);
+            }
+        }
     }
 
     fn add_check_locally(&self, def: &CheckDefinition, from_config: bool) -> Result<String, Error> {
@@ -492,8 +662,13 @@ impl Agent {
         };
         let check = local::check_from_definition(def, &self.opts.node_name, service.as_ref())
             .map_err(Error::BadRequest)?;
+        self.runner
+            .validate(&self.clamped(def), from_config)
+            .map_err(Error::BadRequest)?;
         let id = check.check_id.clone();
-        local.checks.insert(id.clone(), LocalCheck::new(check, def.clone(), from_config));
+        let local_check = LocalCheck::new(check, def.clone(), from_config);
+        self.start_runner(&local_check);
+        local.checks.insert(id.clone(), local_check);
         Ok(id)
     }
 
@@ -517,7 +692,13 @@ impl Agent {
                     "Unknown service ID \"{id}\". Ensure that the service ID is passed, not the service name."
                 )));
             }
-            local.checks.retain(|_, c| c.check.service_id != id);
+            local.checks.retain(|cid, c| {
+                let drop = c.check.service_id == id;
+                if drop {
+                    self.runner.stop(cid);
+                }
+                !drop
+            });
         }
         self.persist_local();
         let dereg = CatalogDeregistration {
@@ -549,6 +730,7 @@ impl Agent {
                 "Unknown check ID \"{id}\". Ensure that the check ID is passed, not the check name."
             )));
         }
+        self.runner.stop(id);
         self.persist_local();
         let dereg = CatalogDeregistration {
             node: self.opts.node_name.clone(),
@@ -586,14 +768,18 @@ impl Agent {
     pub async fn apply_check_result(&self, id: &str, status: &str, output: &str) {
         let sync_now = {
             let mut local = self.local.lock().expect("local lock");
-            let Some(check) = local.checks.get_mut(id) else { return };
+            let Some(check) = local.checks.get_mut(id) else {
+                return;
+            };
             if check.check.status == status && check.check.output == output {
                 return;
             }
             let status_changed = check.check.status != status;
             check.record(status, output);
             let now = Instant::now();
-            let due = check.output_synced_at.is_none_or(|t| now.duration_since(t) >= self.opts.check_update_interval);
+            let due = check
+                .output_synced_at
+                .is_none_or(|t| now.duration_since(t) >= self.opts.check_update_interval);
             if status_changed || due {
                 check.output_synced_at = Some(now);
                 check.output_dirty = false;
@@ -603,10 +789,8 @@ impl Agent {
                 false
             }
         };
-        if sync_now {
-            if let Err(e) = self.sync_check(id).await {
-                tracing::warn!(check = %id, error = %e, "failed to sync check status");
-            }
+        if sync_now && let Err(e) = self.sync_check(id).await {
+            tracing::warn!(check = %id, error = %e, "failed to sync check status");
         }
     }
 
@@ -620,7 +804,9 @@ impl Agent {
                 .values_mut()
                 .filter(|c| {
                     c.output_dirty
-                        && c.output_synced_at.is_none_or(|t| now.duration_since(t) >= self.opts.check_update_interval)
+                        && c.output_synced_at.is_none_or(|t| {
+                            now.duration_since(t) >= self.opts.check_update_interval
+                        })
                 })
                 .map(|c| {
                     c.output_dirty = false;
@@ -647,9 +833,14 @@ impl Agent {
                 .values()
                 .filter(|c| !c.check.service_id.is_empty())
                 .filter_map(|c| {
-                    let after = c.definition.deregister_critical_service_after?.get().max(self.opts.min_deregister_critical);
+                    let after = c
+                        .definition
+                        .deregister_critical_service_after?
+                        .get()
+                        .max(self.opts.min_deregister_critical);
                     let since = c.critical_since?;
-                    (now.duration_since(since) >= after).then(|| (c.check.service_id.clone(), c.check.check_id.clone()))
+                    (now.duration_since(since) >= after)
+                        .then(|| (c.check.service_id.clone(), c.check.check_id.clone()))
                 })
                 .collect()
         };

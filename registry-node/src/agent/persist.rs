@@ -26,7 +26,12 @@ pub struct Persisted {
 /// The API-registered part of the local state.
 pub fn snapshot(local: &LocalState) -> Persisted {
     Persisted {
-        services: local.services.values().filter(|s| !s.from_config).map(|s| s.service.clone()).collect(),
+        services: local
+            .services
+            .values()
+            .filter(|s| !s.from_config)
+            .map(|s| s.service.clone())
+            .collect(),
         checks: local
             .checks
             .values()
@@ -49,9 +54,8 @@ pub fn save(dir: &Path, state: &Persisted) -> std::io::Result<()> {
 /// Loads the persisted state; a missing file is an empty state.
 pub fn load(dir: &Path) -> std::io::Result<Persisted> {
     match std::fs::read(dir.join(FILE)) {
-        Ok(bytes) => serde_json::from_slice(&bytes).map_err(|e| {
-            std::io::Error::other(format!("{}: {e}", dir.join(FILE).display()))
-        }),
+        Ok(bytes) => serde_json::from_slice(&bytes)
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", dir.join(FILE).display()))),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Persisted::default()),
         Err(e) => Err(e),
     }
@@ -60,18 +64,35 @@ pub fn load(dir: &Path) -> std::io::Result<Persisted> {
 /// Adds persisted entries to the local state; config-file definitions win on conflicts.
 pub fn restore(local: &mut LocalState, state: Persisted) {
     for service in state.services {
-        if local.services.get(&service.id).is_some_and(|s| s.from_config) {
+        if local
+            .services
+            .get(&service.id)
+            .is_some_and(|s| s.from_config)
+        {
             continue;
         }
-        local.services.insert(service.id.clone(), LocalService { service, from_config: false });
+        local.services.insert(
+            service.id.clone(),
+            LocalService {
+                service,
+                from_config: false,
+            },
+        );
     }
     for (check, definition) in state.checks {
-        if local.checks.get(&check.check_id).is_some_and(|c| c.from_config) {
+        if local
+            .checks
+            .get(&check.check_id)
+            .is_some_and(|c| c.from_config)
+        {
             continue;
         }
         if !check.service_id.is_empty() && !local.services.contains_key(&check.service_id) {
             continue;
         }
-        local.checks.insert(check.check_id.clone(), LocalCheck::new(check, definition, false));
+        local.checks.insert(
+            check.check_id.clone(),
+            LocalCheck::new(check, definition, false),
+        );
     }
 }

@@ -48,4 +48,12 @@ pub enum Command {
     Version(command::version::VersionArgs),
     /// Validate configuration files.
     Validate(command::validate::ValidateArgs),
+    /// Watch for changes in a data view and run a handler.
+    Watch(command::watch::WatchArgs),
+    /// Run a command holding a lock (or a semaphore slot).
+    Lock(command::lock::LockArgs),
+    /// Fire a user event.
+    Event(command::event::EventArgs),
+    /// Control node or service maintenance mode.
+    Maint(command::maint::MaintArgs),
 }

@@ -137,6 +137,7 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
         enable_local_script_checks: config.enable_local_script_checks,
         check_output_max_size: config.check_output_max_size,
         watches: config.watches.clone(),
+        min_check_interval: crate::checks::MIN_INTERVAL,
     })
 }
 

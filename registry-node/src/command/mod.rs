@@ -3,17 +3,21 @@
 
 pub mod agent;
 pub mod catalog;
+pub mod event;
 pub mod http_flags;
 pub mod info;
 pub mod join;
 pub mod kv;
 pub mod leave;
+pub mod lock;
+pub mod maint;
 pub mod members;
 pub mod output;
 pub mod reload;
 pub mod services;
 pub mod validate;
 pub mod version;
+pub mod watch;
 
 use crate::cli::Command;
 
@@ -31,5 +35,9 @@ pub async fn run(command: Command) -> anyhow::Result<i32> {
         Command::Reload(args) => reload::run(args).await,
         Command::Version(args) => version::run(args).await,
         Command::Validate(args) => validate::run(args).await,
+        Command::Watch(args) => watch::run(args).await,
+        Command::Lock(args) => lock::run(args).await,
+        Command::Event(args) => event::run(args).await,
+        Command::Maint(args) => maint::run(args).await,
     }
 }

@@ -9,6 +9,7 @@ mod t30_blocking;
 mod t30_txn;
 mod t40_durability;
 mod t50_agent_state;
+mod t60_checks;
 
 use registry_node::testing::TestAgent;
 use serde_json::Value;

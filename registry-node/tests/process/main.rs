@@ -6,6 +6,7 @@ mod t10_flags;
 mod t20_durability;
 mod t30_cli;
 mod t35_reload;
+mod t40_watch_lock;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
