@@ -90,8 +90,27 @@ pub fn empty_proxy() -> Value {
     serde_json::json!({"Mode": "", "MeshGateway": {}, "Expose": {}})
 }
 
-fn empty_object() -> Value {
-    Value::Object(Default::default())
+/// `Proxy` fields hold `null` for "not a proxy" (no allocation per instance)
+/// and are written as Consul's empty proxy object.
+fn proxy_or_default<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_null() { empty_proxy().serialize(s) } else { v.serialize(s) }
+}
+
+/// Reads a `Proxy`; the empty proxy object becomes `null` again.
+fn proxy_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let v = Option::<Value>::deserialize(d)?.unwrap_or_default();
+    Ok(if v == empty_proxy() { Value::Null } else { v })
+}
+
+/// Reads a `Connect`; `{}` becomes `null` again.
+fn object_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
+    let v = Option::<Value>::deserialize(d)?.unwrap_or_default();
+    Ok(if v.as_object().is_some_and(|m| m.is_empty()) { Value::Null } else { v })
+}
+
+/// `Connect` fields hold `null` for "no Connect settings" and are written as `{}`.
+fn object_or_empty<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
+    if v.is_null() { serde_json::Map::new().serialize(s) } else { v.serialize(s) }
 }
 
 fn is_empty_str(s: &str) -> bool {
@@ -141,10 +160,10 @@ pub struct NodeService {
     #[serde(rename = "EnableTagOverride", default)]
     pub enable_tag_override: bool,
     /// Proxy configuration (opaque here).
-    #[serde(rename = "Proxy", default = "empty_proxy")]
+    #[serde(rename = "Proxy", default, serialize_with = "proxy_or_default", deserialize_with = "proxy_from")]
     pub proxy: Value,
     /// Connect configuration (opaque here).
-    #[serde(rename = "Connect", default = "empty_object")]
+    #[serde(rename = "Connect", default, serialize_with = "object_or_empty", deserialize_with = "object_from")]
     pub connect: Value,
     /// Always "" (no peering).
     #[serde(rename = "PeerName", default)]
@@ -287,10 +306,10 @@ pub struct ServiceNode {
     #[serde(rename = "ServiceEnableTagOverride", default)]
     pub service_enable_tag_override: bool,
     /// Proxy configuration.
-    #[serde(rename = "ServiceProxy", default = "empty_proxy")]
+    #[serde(rename = "ServiceProxy", default, serialize_with = "proxy_or_default", deserialize_with = "proxy_from")]
     pub service_proxy: Value,
     /// Connect configuration.
-    #[serde(rename = "ServiceConnect", default = "empty_object")]
+    #[serde(rename = "ServiceConnect", default, serialize_with = "object_or_empty", deserialize_with = "object_from")]
     pub service_connect: Value,
     /// Always "".
     #[serde(rename = "PeerName", default)]
@@ -501,8 +520,8 @@ impl AgentServiceRegistration {
             socket_path: self.socket_path.clone(),
             weights: self.weights.unwrap_or_default(),
             enable_tag_override: self.enable_tag_override,
-            proxy: self.proxy.clone().unwrap_or_else(empty_proxy),
-            connect: self.connect.clone().unwrap_or_else(empty_object),
+            proxy: self.proxy.clone().unwrap_or_default(),
+            connect: self.connect.clone().unwrap_or_default(),
             peer_name: String::new(),
             create_index: 0,
             modify_index: 0,

@@ -3,7 +3,6 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
 
 use crate::GoDuration;
 use crate::catalog::{AgentService, Node, NodeService, null_default};
@@ -80,8 +79,8 @@ pub struct HealthCheck {
     #[serde(rename = "ExposedPort", default)]
     pub exposed_port: u16,
     /// The definition the check was registered with.
-    #[serde(rename = "Definition", default = "empty_definition")]
-    pub definition: Value,
+    #[serde(rename = "Definition", default)]
+    pub definition: HealthCheckDefinition,
     /// Raft index that created the check.
     #[serde(rename = "CreateIndex", default)]
     pub create_index: u64,
@@ -90,8 +89,54 @@ pub struct HealthCheck {
     pub modify_index: u64,
 }
 
-fn empty_definition() -> Value {
-    Value::Object(Default::default())
+fn is_false(b: &bool) -> bool {
+    !*b
+}
+
+/// `Definition` of a stored check: how it runs. Typed rather than a JSON map so
+/// that a thousand stored checks do not cost a thousand small maps; empty
+/// fields are omitted (`{}` for TTL and serfHealth checks).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct HealthCheckDefinition {
+    /// Run interval.
+    #[serde(rename = "Interval", default, skip_serializing_if = "String::is_empty")]
+    pub interval: String,
+    /// Timeout.
+    #[serde(rename = "Timeout", default, skip_serializing_if = "String::is_empty")]
+    pub timeout: String,
+    /// Deregister the service after being critical this long.
+    #[serde(rename = "DeregisterCriticalServiceAfter", default, skip_serializing_if = "String::is_empty")]
+    pub deregister_critical_service_after: String,
+    /// HTTP URL.
+    #[serde(rename = "HTTP", default, skip_serializing_if = "String::is_empty")]
+    pub http: String,
+    /// HTTP headers.
+    #[serde(rename = "Header", default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_default")]
+    pub header: BTreeMap<String, Vec<String>>,
+    /// HTTP method.
+    #[serde(rename = "Method", default, skip_serializing_if = "String::is_empty")]
+    pub method: String,
+    /// HTTP body.
+    #[serde(rename = "Body", default, skip_serializing_if = "String::is_empty")]
+    pub body: String,
+    /// SNI name.
+    #[serde(rename = "TLSServerName", default, skip_serializing_if = "String::is_empty")]
+    pub tls_server_name: String,
+    /// Skip TLS verification.
+    #[serde(rename = "TLSSkipVerify", default, skip_serializing_if = "is_false")]
+    pub tls_skip_verify: bool,
+    /// TCP target.
+    #[serde(rename = "TCP", default, skip_serializing_if = "String::is_empty")]
+    pub tcp: String,
+    /// UDP target.
+    #[serde(rename = "UDP", default, skip_serializing_if = "String::is_empty")]
+    pub udp: String,
+    /// gRPC target.
+    #[serde(rename = "GRPC", default, skip_serializing_if = "String::is_empty")]
+    pub grpc: String,
+    /// TLS for gRPC.
+    #[serde(rename = "GRPCUseTLS", default, skip_serializing_if = "is_false")]
+    pub grpc_use_tls: bool,
 }
 
 /// `PUT /v1/agent/check/register` body, and a check embedded in a service definition.
@@ -280,34 +325,23 @@ impl CheckDefinition {
     }
 
     /// The `Definition` object shown on stored checks.
-    pub fn definition_value(&self) -> Value {
-        let mut def = serde_json::Map::new();
-        let dur = |d: &Option<GoDuration>| {
-            Value::String(d.map(|d| d.to_string()).unwrap_or_else(|| "0s".into()))
-        };
-        def.insert("Interval".into(), dur(&self.interval));
-        def.insert("Timeout".into(), dur(&self.timeout));
-        def.insert(
-            "DeregisterCriticalServiceAfter".into(),
-            dur(&self.deregister_critical_service_after),
-        );
-        def.insert("HTTP".into(), Value::String(self.http.clone()));
-        def.insert(
-            "Header".into(),
-            serde_json::to_value(&self.header).unwrap_or(Value::Null),
-        );
-        def.insert("Method".into(), Value::String(self.method.clone()));
-        def.insert("Body".into(), Value::String(self.body.clone()));
-        def.insert(
-            "TLSServerName".into(),
-            Value::String(self.tls_server_name.clone()),
-        );
-        def.insert("TLSSkipVerify".into(), Value::Bool(self.tls_skip_verify));
-        def.insert("TCP".into(), Value::String(self.tcp.clone()));
-        def.insert("UDP".into(), Value::String(self.udp.clone()));
-        def.insert("GRPC".into(), Value::String(self.grpc.clone()));
-        def.insert("GRPCUseTLS".into(), Value::Bool(self.grpc_use_tls));
-        Value::Object(def)
+    pub fn definition_value(&self) -> HealthCheckDefinition {
+        let dur = |d: &Option<GoDuration>| d.map(|d| d.to_string()).unwrap_or_default();
+        HealthCheckDefinition {
+            interval: dur(&self.interval),
+            timeout: dur(&self.timeout),
+            deregister_critical_service_after: dur(&self.deregister_critical_service_after),
+            http: self.http.clone(),
+            header: self.header.clone(),
+            method: self.method.clone(),
+            body: self.body.clone(),
+            tls_server_name: self.tls_server_name.clone(),
+            tls_skip_verify: self.tls_skip_verify,
+            tcp: self.tcp.clone(),
+            udp: self.udp.clone(),
+            grpc: self.grpc.clone(),
+            grpc_use_tls: self.grpc_use_tls,
+        }
     }
 }
 

@@ -461,6 +461,22 @@ impl Agent {
         }
     }
 
+    /// The registration a service or check sync starts from: just the node name
+    /// once the node is in the catalog (its details are kept in step by the full
+    /// sync), so each log entry stays small; the full node entry otherwise.
+    fn sync_registration(&self) -> CatalogRegistration {
+        let known = self.raft.shared.read(|s| s.catalog().node(&self.opts.node_name).is_some());
+        if known {
+            CatalogRegistration {
+                node: self.opts.node_name.clone(),
+                skip_node_update: true,
+                ..Default::default()
+            }
+        } else {
+            self.node_registration()
+        }
+    }
+
     /// Registers this node, its `serfHealth` check and (on servers) the `consul` service.
     pub async fn register_self(&self) -> Result<(), Error> {
         let mut reg = self.node_registration();
@@ -935,7 +951,7 @@ impl Agent {
                 .map(|s| s.service.clone())
                 .unwrap_or_default(),
             service_tags: service.as_ref().map(|s| s.tags.clone()).unwrap_or_default(),
-            definition: serde_json::json!({}),
+            definition: Default::default(),
             ..Default::default()
         };
         let definition = CheckDefinition {
@@ -991,7 +1007,7 @@ impl Agent {
                 .collect();
             (svc.service.clone(), checks)
         };
-        let mut reg = self.node_registration();
+        let mut reg = self.sync_registration();
         reg.service = Some(service);
         reg.checks = checks;
         self.write(Command::Register(Box::new(reg)))
@@ -1008,7 +1024,7 @@ impl Agent {
             };
             c.check.clone()
         };
-        let mut reg = self.node_registration();
+        let mut reg = self.sync_registration();
         reg.checks = vec![check];
         self.write(Command::Register(Box::new(reg)))
             .await
@@ -1018,6 +1034,8 @@ impl Agent {
     /// Full anti-entropy: the catalog's view of this node is made equal to the
     /// local state. Unchanged entries are no-ops in the store (no index bump).
     pub async fn sync_all(&self) -> Result<(), Error> {
+        // The node entry first (a no-op in the store when nothing changed).
+        self.write(Command::Register(Box::new(self.node_registration()))).await?;
         let ids: Vec<String> = self
             .local
             .lock()
