@@ -521,7 +521,9 @@ async fn probe_loop(
         let outcome = tokio::select! {
             biased;
             _ = token.cancelled() => break,
-            outcome = probe.run() => outcome,
+            // Boxed: a probe's future (TLS handshake, hyper connection) is large and
+            // lives only while it runs, so an idle check task stays small.
+            outcome = Box::pin(probe.run()) => outcome,
         };
         if let Some((status, output)) = handler.observe(outcome.status, outcome.output) {
             reporter.report(status, output);
