@@ -210,3 +210,46 @@ async fn alias_check_mirrors_another_service() {
     wait_passing(&a, "sidecar", 0).await;
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn agent_config_watches_run_their_handler_on_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seen.log");
+    let mut opts = AgentOptions::for_test();
+    opts.watches = vec![json!({
+        "type": "key",
+        "key": "app/config",
+        "args": ["sh", "-c", format!("cat >> {}; echo >> {}", out.display(), out.display())]
+    })];
+    let a = TestAgent::start_with(opts).await;
+    let count = || std::fs::read_to_string(&out).map(|s| s.lines().filter(|l| !l.is_empty()).count()).unwrap_or(0);
+    // --- step: the first result (the key is missing: null) runs the handler once
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count() < 1 {
+        assert!(tokio::time::Instant::now() < deadline, "initial handler run");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // --- step: other keys do not run it; the watched key does
+    put(&a, "/v1/kv/other", "x").await;
+    put(&a, "/v1/kv/app/config", "v1").await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while count() < 2 {
+        assert!(tokio::time::Instant::now() < deadline, "handler after the change");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(count(), 2, "{}", std::fs::read_to_string(&out).unwrap());
+    assert!(std::fs::read_to_string(&out).unwrap().contains("app/config"));
+    a.shutdown().await;
+}
+
+#[tokio::test]
+async fn invalid_agent_watch_fails_start_up() {
+    let mut opts = AgentOptions::for_test();
+    opts.watches = vec![json!({"type": "nope", "args": ["true"]})];
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let token = tokio_util::sync::CancellationToken::new();
+    let err = registry_node::agent::Agent::start(opts, listener, token.clone()).await.err().expect("start fails");
+    assert!(err.to_string().contains("Unsupported watch type"), "{err}");
+    token.cancel();
+}
