@@ -222,11 +222,18 @@ async fn agent_config_watches_run_their_handler_on_change() {
         "args": ["sh", "-c", format!("cat >> {}; echo >> {}", out.display(), out.display())]
     })];
     let a = TestAgent::start_with(opts).await;
-    let count = || std::fs::read_to_string(&out).map(|s| s.lines().filter(|l| !l.is_empty()).count()).unwrap_or(0);
+    let count = || {
+        std::fs::read_to_string(&out)
+            .map(|s| s.lines().filter(|l| !l.is_empty()).count())
+            .unwrap_or(0)
+    };
     // --- step: the first result (the key is missing: null) runs the handler once
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while count() < 1 {
-        assert!(tokio::time::Instant::now() < deadline, "initial handler run");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "initial handler run"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     // --- step: other keys do not run it; the watched key does
@@ -234,12 +241,19 @@ async fn agent_config_watches_run_their_handler_on_change() {
     put(&a, "/v1/kv/app/config", "v1").await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
     while count() < 2 {
-        assert!(tokio::time::Instant::now() < deadline, "handler after the change");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "handler after the change"
+        );
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert_eq!(count(), 2, "{}", std::fs::read_to_string(&out).unwrap());
-    assert!(std::fs::read_to_string(&out).unwrap().contains("app/config"));
+    assert!(
+        std::fs::read_to_string(&out)
+            .unwrap()
+            .contains("app/config")
+    );
     a.shutdown().await;
 }
 
@@ -249,7 +263,10 @@ async fn invalid_agent_watch_fails_start_up() {
     opts.watches = vec![json!({"type": "nope", "args": ["true"]})];
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let token = tokio_util::sync::CancellationToken::new();
-    let err = registry_node::agent::Agent::start(opts, listener, token.clone()).await.err().expect("start fails");
+    let err = registry_node::agent::Agent::start(opts, listener, token.clone())
+        .await
+        .err()
+        .expect("start fails");
     assert!(err.to_string().contains("Unsupported watch type"), "{err}");
     token.cancel();
 }
