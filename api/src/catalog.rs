@@ -93,7 +93,11 @@ pub fn empty_proxy() -> Value {
 /// `Proxy` fields hold `null` for "not a proxy" (no allocation per instance)
 /// and are written as Consul's empty proxy object.
 fn proxy_or_default<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-    if v.is_null() { empty_proxy().serialize(s) } else { v.serialize(s) }
+    if v.is_null() {
+        empty_proxy().serialize(s)
+    } else {
+        v.serialize(s)
+    }
 }
 
 /// Reads a `Proxy`; the empty proxy object becomes `null` again.
@@ -105,12 +109,20 @@ fn proxy_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error>
 /// Reads a `Connect`; `{}` becomes `null` again.
 fn object_from<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Value, D::Error> {
     let v = Option::<Value>::deserialize(d)?.unwrap_or_default();
-    Ok(if v.as_object().is_some_and(|m| m.is_empty()) { Value::Null } else { v })
+    Ok(if v.as_object().is_some_and(|m| m.is_empty()) {
+        Value::Null
+    } else {
+        v
+    })
 }
 
 /// `Connect` fields hold `null` for "no Connect settings" and are written as `{}`.
 fn object_or_empty<S: serde::Serializer>(v: &Value, s: S) -> Result<S::Ok, S::Error> {
-    if v.is_null() { serde_json::Map::new().serialize(s) } else { v.serialize(s) }
+    if v.is_null() {
+        serde_json::Map::new().serialize(s)
+    } else {
+        v.serialize(s)
+    }
 }
 
 fn is_empty_str(s: &str) -> bool {
@@ -160,10 +172,20 @@ pub struct NodeService {
     #[serde(rename = "EnableTagOverride", default)]
     pub enable_tag_override: bool,
     /// Proxy configuration (opaque here).
-    #[serde(rename = "Proxy", default, serialize_with = "proxy_or_default", deserialize_with = "proxy_from")]
+    #[serde(
+        rename = "Proxy",
+        default,
+        serialize_with = "proxy_or_default",
+        deserialize_with = "proxy_from"
+    )]
     pub proxy: Value,
     /// Connect configuration (opaque here).
-    #[serde(rename = "Connect", default, serialize_with = "object_or_empty", deserialize_with = "object_from")]
+    #[serde(
+        rename = "Connect",
+        default,
+        serialize_with = "object_or_empty",
+        deserialize_with = "object_from"
+    )]
     pub connect: Value,
     /// Always "" (no peering).
     #[serde(rename = "PeerName", default)]
@@ -306,10 +328,20 @@ pub struct ServiceNode {
     #[serde(rename = "ServiceEnableTagOverride", default)]
     pub service_enable_tag_override: bool,
     /// Proxy configuration.
-    #[serde(rename = "ServiceProxy", default, serialize_with = "proxy_or_default", deserialize_with = "proxy_from")]
+    #[serde(
+        rename = "ServiceProxy",
+        default,
+        serialize_with = "proxy_or_default",
+        deserialize_with = "proxy_from"
+    )]
     pub service_proxy: Value,
     /// Connect configuration.
-    #[serde(rename = "ServiceConnect", default, serialize_with = "object_or_empty", deserialize_with = "object_from")]
+    #[serde(
+        rename = "ServiceConnect",
+        default,
+        serialize_with = "object_or_empty",
+        deserialize_with = "object_from"
+    )]
     pub service_connect: Value,
     /// Always "".
     #[serde(rename = "PeerName", default)]

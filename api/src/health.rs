@@ -105,13 +105,22 @@ pub struct HealthCheckDefinition {
     #[serde(rename = "Timeout", default, skip_serializing_if = "String::is_empty")]
     pub timeout: String,
     /// Deregister the service after being critical this long.
-    #[serde(rename = "DeregisterCriticalServiceAfter", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "DeregisterCriticalServiceAfter",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub deregister_critical_service_after: String,
     /// HTTP URL.
     #[serde(rename = "HTTP", default, skip_serializing_if = "String::is_empty")]
     pub http: String,
     /// HTTP headers.
-    #[serde(rename = "Header", default, skip_serializing_if = "BTreeMap::is_empty", deserialize_with = "null_default")]
+    #[serde(
+        rename = "Header",
+        default,
+        skip_serializing_if = "BTreeMap::is_empty",
+        deserialize_with = "null_default"
+    )]
     pub header: BTreeMap<String, Vec<String>>,
     /// HTTP method.
     #[serde(rename = "Method", default, skip_serializing_if = "String::is_empty")]
@@ -120,7 +129,11 @@ pub struct HealthCheckDefinition {
     #[serde(rename = "Body", default, skip_serializing_if = "String::is_empty")]
     pub body: String,
     /// SNI name.
-    #[serde(rename = "TLSServerName", default, skip_serializing_if = "String::is_empty")]
+    #[serde(
+        rename = "TLSServerName",
+        default,
+        skip_serializing_if = "String::is_empty"
+    )]
     pub tls_server_name: String,
     /// Skip TLS verification.
     #[serde(rename = "TLSSkipVerify", default, skip_serializing_if = "is_false")]

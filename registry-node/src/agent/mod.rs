@@ -465,7 +465,10 @@ impl Agent {
     /// once the node is in the catalog (its details are kept in step by the full
     /// sync), so each log entry stays small; the full node entry otherwise.
     fn sync_registration(&self) -> CatalogRegistration {
-        let known = self.raft.shared.read(|s| s.catalog().node(&self.opts.node_name).is_some());
+        let known = self
+            .raft
+            .shared
+            .read(|s| s.catalog().node(&self.opts.node_name).is_some());
         if known {
             CatalogRegistration {
                 node: self.opts.node_name.clone(),
@@ -1035,7 +1038,8 @@ impl Agent {
     /// local state. Unchanged entries are no-ops in the store (no index bump).
     pub async fn sync_all(&self) -> Result<(), Error> {
         // The node entry first (a no-op in the store when nothing changed).
-        self.write(Command::Register(Box::new(self.node_registration()))).await?;
+        self.write(Command::Register(Box::new(self.node_registration())))
+            .await?;
         let ids: Vec<String> = self
             .local
             .lock()
