@@ -63,11 +63,12 @@ impl Proc {
         p
     }
 
+    /// Waits until a leader is known and this node has registered itself.
     fn wait_leader(&self) {
         for _ in 0..200 {
-            if let Ok(body) = ureq_get(&format!("{}/v1/status/leader", self.base))
-                && body.len() > 2
-            {
+            let leader = ureq_get(&format!("{}/v1/status/leader", self.base)).unwrap_or_default();
+            let nodes = ureq_get(&format!("{}/v1/catalog/nodes", self.base)).unwrap_or_default();
+            if leader.len() > 2 && nodes.contains("\"Node\"") {
                 return;
             }
             std::thread::sleep(Duration::from_millis(50));
