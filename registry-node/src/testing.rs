@@ -3,10 +3,9 @@
 
 use std::time::Duration;
 
-use tokio::net::TcpListener;
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentHandle, AgentOptions};
+use crate::agent::{Agent, AgentHandle, AgentOptions, Listeners};
 
 /// A running in-process agent and an HTTP client for it.
 pub struct TestAgent {
@@ -27,8 +26,10 @@ impl TestAgent {
 
     /// Starts an agent with the given options (ports are always 0).
     pub async fn start_with(opts: AgentOptions) -> TestAgent {
-        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind http");
-        let handle = Agent::start(opts, listener, CancellationToken::new())
+        let listeners = Listeners::loopback(opts.server)
+            .await
+            .expect("bind listeners");
+        let handle = Agent::start(opts, listeners, CancellationToken::new())
             .await
             .expect("agent starts");
         let base = format!("http://{}", handle.http_addr);

@@ -191,6 +191,28 @@ pub struct Agent {
 /// Produces fresh options from the configuration files, for reload.
 pub type Reloader = Arc<dyn Fn() -> anyhow::Result<AgentOptions> + Send + Sync>;
 
+/// Sockets an agent serves on, bound by the caller (tests bind port 0).
+pub struct Listeners {
+    /// HTTP API.
+    pub http: TcpListener,
+    /// Server RPC (Raft and forwarding between servers); `None` keeps the
+    /// server to itself (single-server tests).
+    pub server_rpc: Option<TcpListener>,
+}
+
+impl Listeners {
+    /// Binds HTTP and, for servers, the RPC port on 127.0.0.1 with OS-chosen ports.
+    pub async fn loopback(server: bool) -> std::io::Result<Listeners> {
+        let http = TcpListener::bind("127.0.0.1:0").await?;
+        let server_rpc = if server {
+            Some(TcpListener::bind("127.0.0.1:0").await?)
+        } else {
+            None
+        };
+        Ok(Listeners { http, server_rpc })
+    }
+}
+
 /// Handle to a started agent.
 pub struct AgentHandle {
     /// The agent.
@@ -294,9 +316,15 @@ impl Agent {
     /// Starts Raft, the HTTP API on the given listener, and the background tasks.
     pub async fn start(
         opts: AgentOptions,
-        http: TcpListener,
+        listeners: Listeners,
         token: CancellationToken,
     ) -> anyhow::Result<AgentHandle> {
+        let Listeners { http, server_rpc } = listeners;
+        let mut opts = opts;
+        // A server port of 0 (tests) is advertised as the port actually bound.
+        if let Some(rpc) = &server_rpc {
+            opts.server_port = rpc.local_addr()?.port();
+        }
         let http_addr = http.local_addr()?;
         let raft_opts = RaftOptions {
             dir: opts.data_dir.as_ref().map(|d| d.join("raft")),
@@ -307,7 +335,11 @@ impl Agent {
             snapshot_threshold: opts.raft_snapshot_threshold,
             trailing_logs: opts.raft_trailing_logs,
         };
-        let raft = RaftNode::start(node_id_from_uuid(&opts.node_id), raft_opts).await?;
+        let raft_id = node_id_from_uuid(&opts.node_id);
+        let raft = match server_rpc {
+            Some(rpc) => RaftNode::start_server(raft_id, raft_opts, rpc, token.clone()).await?,
+            None => RaftNode::start(raft_id, raft_opts).await?,
+        };
         let (updates_tx, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
         let view = Arc::new(LocalHealth::default());
         let settings = RunnerSettings {

@@ -12,7 +12,7 @@ use tokio::net::TcpListener;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
-use crate::agent::{Agent, AgentOptions};
+use crate::agent::{Agent, AgentOptions, Listeners};
 use crate::config::{self, AgentArgs, Config, ListenAddr, Resolved};
 
 /// Runs the agent until it is told to stop.
@@ -44,8 +44,18 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         println!("==> WARNING: Dev mode enabled! Do not use in production; nothing is persisted");
     }
     println!("==> Starting Consul agent...");
+    let server_rpc = match resolved.server_rpc.filter(|_| config.server) {
+        Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
+            format!("Error starting server RPC on {addr}: is another agent running?")
+        })?),
+        None => None,
+    };
     let token = CancellationToken::new();
-    let handle = Agent::start(opts.clone(), listener, token.clone()).await?;
+    let listeners = Listeners {
+        http: listener,
+        server_rpc,
+    };
+    let handle = Agent::start(opts.clone(), listeners, token.clone()).await?;
     print_banner(&opts, &config, &resolved, bound);
 
     // Reload re-reads the same flags and files.

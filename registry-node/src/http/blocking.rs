@@ -99,24 +99,27 @@ pub async fn read<T>(
     keys: &[WatchKey],
     view: impl Fn(&Store) -> T,
 ) -> ApiResult<(T, ReadMeta)> {
-    let known_leader = agent.raft.leader().is_some();
+    let raft = &agent.raft;
+    let known_leader = raft.known_leader();
     match opts.consistency {
         Consistency::Stale => {}
-        Consistency::Default => {
+        // Default reads are served by a leader holding its lease (Consul's mode);
+        // a follower first catches up to the leader's read index.
+        Consistency::Default if raft.is_leader() => {
             if !known_leader {
                 return Err(ApiError::no_leader());
             }
         }
-        Consistency::Consistent => agent
-            .raft
-            .linearizable_barrier()
+        consistency => raft
+            .read_barrier(consistency)
             .await
             .map_err(|_| ApiError::no_leader())?,
     }
+    let last_contact_ms = raft.last_contact_ms();
     let meta = |index: u64| ReadMeta {
         index: index.max(1),
         known_leader,
-        last_contact_ms: 0,
+        last_contact_ms,
     };
     let shared = &agent.raft.shared;
     if opts.index == 0 {

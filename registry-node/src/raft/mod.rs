@@ -1,23 +1,37 @@
 //! openraft adaptors: the type configuration, the durable log
 //! ([`log_store`]), the state machine around the pure store ([`state_machine`])
-//! and the network seam ([`network`]). Every write of the registry — KV,
-//! catalog, sessions, txn — goes through [`RaftNode::write`].
+//! and the network over server RPC ([`network`]). Every write of the registry
+//! — KV, catalog, sessions, txn — goes through [`RaftNode::write`].
+//!
+//! In a cluster a follower forwards its writes to the leader ([`write`]),
+//! serves the leader's RPCs ([`service`]) and asks the leader for a read index
+//! before a linearizable read ([`RaftNode::read_barrier`]). Membership
+//! changes live in [`cluster`].
 
+pub mod cluster;
 pub mod log_store;
 pub mod network;
+pub mod service;
 pub mod state_machine;
+pub mod write;
 
 use std::collections::BTreeMap;
 use std::io::Cursor;
 use std::path::PathBuf;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, InitializeError, RaftError};
-use openraft::{BasicNode, Config, Raft, SnapshotPolicy};
-use tokio::sync::{mpsc, oneshot};
+use openraft::error::{InitializeError, RaftError};
+use openraft::{BasicNode, Config, Raft, RaftMetrics, SnapshotPolicy};
+use registry_api::Consistency;
+use tokio::net::TcpListener;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
+use crate::rpc::{RpcClient, RpcRequest, RpcResponse, RpcServerHandle, spawn_rpc_server};
 use crate::state::{Request, Response};
+pub use cluster::{ClusterError, Member};
 pub use state_machine::Shared;
 
 /// Raft node IDs are derived from the agent's node UUID.
@@ -40,15 +54,24 @@ openraft::declare_raft_types!(
 /// A log entry.
 pub type Entry = openraft::Entry<TypeConfig>;
 
-/// Errors of the write path, mapped by the HTTP layer to Consul's messages.
+/// Errors of the write path and of read barriers, mapped by the HTTP layer to
+/// Consul's messages.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum WriteError {
-    /// No leader is known (or this server is not it and cannot forward yet).
+    /// No leader is known, or the known one cannot be reached or has lost its quorum.
     #[error("No cluster leader")]
     NoLeader,
-    /// The node is shutting down or Raft failed fatally.
+    /// The node is shutting down, Raft failed, or the outcome of a write is
+    /// unknown (timed out waiting for its commit, connection to the leader broke).
     #[error("raft: {0}")]
     Fatal(String),
+}
+
+impl WriteError {
+    /// True for [`WriteError::NoLeader`].
+    pub fn is_no_leader(&self) -> bool {
+        matches!(self, WriteError::NoLeader)
+    }
 }
 
 /// Options for starting Raft.
@@ -56,7 +79,7 @@ pub enum WriteError {
 pub struct RaftOptions {
     /// Where `raft.db` and `snapshots/` live; `None` keeps everything in memory (`-dev`).
     pub dir: Option<PathBuf>,
-    /// This server's address as peers reach it.
+    /// This server's RPC address as peers reach it (`ip:server-port`), stored in the membership.
     pub addr: String,
     /// Bootstrap a single-voter cluster if no state exists (`-bootstrap`, `-bootstrap-expect=1`, `-dev`).
     pub bootstrap: bool,
@@ -84,8 +107,96 @@ impl Default for RaftOptions {
     }
 }
 
-/// A write waiting for its batch to commit.
-type Pending = (Request, oneshot::Sender<Result<Response, WriteError>>);
+/// Timeouts derived from the Raft timing.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Timing {
+    heartbeat: Duration,
+    election_max: Duration,
+}
+
+/// How long a write may wait for its commit once proposed (Consul's `rpc_hold_timeout`).
+/// Past it the outcome is unknown and the caller gets [`WriteError::Fatal`].
+const COMMIT_TIMEOUT: Duration = Duration::from_secs(7);
+
+impl Timing {
+    /// How long a write or read waits for a leader to appear or answer
+    /// before [`WriteError::NoLeader`]: two election timeouts cover one
+    /// failed election round plus a successful one.
+    fn leader_wait(&self) -> Duration {
+        self.election_max * 2
+    }
+
+    /// A leader that has not heard from a quorum for this long presumes itself
+    /// cut off and refuses writes and reads (openraft 0.9 does not step down).
+    fn lease(&self) -> Duration {
+        self.election_max
+    }
+
+    /// Retry interval while waiting for a leader.
+    fn poll(&self) -> Duration {
+        (self.heartbeat / 2).max(Duration::from_millis(10))
+    }
+}
+
+/// Where writes and reads go right now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Route {
+    /// This server leads and has heard from a quorum recently.
+    Local,
+    /// Another server leads; its RPC address.
+    Remote(NodeId, String),
+    /// No usable leader.
+    None,
+}
+
+/// What the write path, the RPC service and the public API share.
+#[derive(Clone)]
+pub(crate) struct Core {
+    id: NodeId,
+    raft: Raft<TypeConfig>,
+    rpc: RpcClient,
+    timing: Timing,
+    /// When an AppendEntries from a leader was last accepted (`X-Consul-LastContact`).
+    contact: Arc<Mutex<Option<Instant>>>,
+    started: Instant,
+}
+
+impl Core {
+    /// True when this leader has not heard from a quorum within the lease.
+    fn quorum_stale(&self, m: &RaftMetrics<NodeId, Node>) -> bool {
+        let voters = m.membership_config.membership().voter_ids().count();
+        voters > 1
+            && m.millis_since_quorum_ack
+                .is_some_and(|ms| ms > self.timing.lease().as_millis() as u64)
+    }
+
+    fn route(&self) -> Route {
+        let m = self.raft.metrics().borrow().clone();
+        match m.current_leader {
+            Some(l) if l == self.id => {
+                if self.quorum_stale(&m) {
+                    Route::None
+                } else {
+                    Route::Local
+                }
+            }
+            Some(l) => match m.membership_config.membership().get_node(&l) {
+                Some(node) => Route::Remote(l, node.addr.clone()),
+                None => Route::None,
+            },
+            None => Route::None,
+        }
+    }
+}
+
+/// A batch of requests waiting to be committed together, and who waits for them.
+pub(crate) struct Pending {
+    reqs: Vec<Request>,
+    reply: tokio::sync::oneshot::Sender<Result<Vec<Response>, WriteError>>,
+    /// Forwarded by a follower: never forwarded again, so two servers that
+    /// disagree about the leader cannot bounce a write between them.
+    forwarded: bool,
+}
 
 /// Most requests in one log entry.
 const MAX_BATCH: usize = 1024;
@@ -99,10 +210,17 @@ pub struct RaftNode {
     pub raft: Raft<TypeConfig>,
     /// The applied state and its notifier.
     pub shared: Arc<Shared>,
+    /// The RPC address peers use, as stored in the membership.
+    pub addr: String,
+    core: Core,
     /// The log, kept to close it on shutdown.
     log: log_store::LogStore,
     /// Queue of the group-commit batcher.
     batch_tx: mpsc::Sender<Pending>,
+    /// The RPC server, if this node serves one; stopped on shutdown.
+    rpc_server: Option<Arc<RpcServerHandle>>,
+    /// Stops the batcher and the RPC server.
+    token: CancellationToken,
 }
 
 /// The Raft ID of a node UUID: its first 8 bytes (UUIDs are random, collisions improbable).
@@ -116,8 +234,33 @@ pub fn node_id_from_uuid(uuid: &str) -> NodeId {
 }
 
 impl RaftNode {
-    /// Opens the log and state, starts Raft and bootstraps when asked and pristine.
+    /// Opens the log and state, starts Raft and bootstraps when asked and
+    /// pristine. Serves no RPC: peers cannot reach this node (single server,
+    /// `-dev`). Use [`RaftNode::start_server`] for a cluster member.
     pub async fn start(id: NodeId, opts: RaftOptions) -> anyhow::Result<RaftNode> {
+        Self::start_inner(id, opts, None, CancellationToken::new()).await
+    }
+
+    /// Like [`RaftNode::start`], and serves server RPC (Raft, forwarded
+    /// writes, read index) on the already-bound `rpc` listener until `token` is
+    /// cancelled or [`RaftNode::shutdown`] runs. `opts.addr` must be the
+    /// address peers reach that listener at.
+    pub async fn start_server(
+        id: NodeId,
+        opts: RaftOptions,
+        rpc: TcpListener,
+        token: CancellationToken,
+    ) -> anyhow::Result<RaftNode> {
+        Self::start_inner(id, opts, Some(rpc), token).await
+    }
+
+    async fn start_inner(
+        id: NodeId,
+        opts: RaftOptions,
+        rpc_listener: Option<TcpListener>,
+        token: CancellationToken,
+    ) -> anyhow::Result<RaftNode> {
+        let token = token.child_token();
         let config = Config {
             cluster_name: "registry".into(),
             heartbeat_interval: opts.heartbeat.as_millis() as u64,
@@ -140,7 +283,55 @@ impl RaftNode {
             None => (log_store::LogStore::in_memory(), None),
         };
         let sm = state_machine::StateMachine::open(shared.clone(), snapshot_dir)?;
-        let raft = Raft::new(id, config, network::Network, log_store.clone(), sm).await?;
+        let rpc = RpcClient::new();
+        let network = network::Network {
+            id,
+            client: rpc.clone(),
+        };
+        let raft = Raft::new(id, config, network, log_store.clone(), sm).await?;
+        let core = Core {
+            id,
+            raft: raft.clone(),
+            rpc,
+            timing: Timing {
+                heartbeat: opts.heartbeat,
+                election_max: opts.election.1,
+            },
+            contact: Arc::default(),
+            started: Instant::now(),
+        };
+        let (batch_tx, batch_rx) = mpsc::channel(MAX_BATCH * 4);
+        tokio::spawn(write::batch_loop(
+            core.clone(),
+            batch_rx,
+            opts.snapshot_threshold,
+            token.clone(),
+        ));
+        let rpc_server = match rpc_listener {
+            Some(listener) => {
+                let handler = Arc::new(service::RaftService {
+                    core: core.clone(),
+                    batch_tx: batch_tx.clone(),
+                });
+                Some(Arc::new(spawn_rpc_server(
+                    listener,
+                    handler,
+                    token.clone(),
+                )?))
+            }
+            None => None,
+        };
+        let node = RaftNode {
+            id,
+            raft,
+            shared,
+            addr: opts.addr.clone(),
+            core,
+            log: log_store,
+            batch_tx,
+            rpc_server,
+            token,
+        };
         if opts.bootstrap {
             let members = BTreeMap::from([(
                 id,
@@ -148,31 +339,45 @@ impl RaftNode {
                     addr: opts.addr.clone(),
                 },
             )]);
-            match raft.initialize(members).await {
+            match node.raft.initialize(members).await {
                 Ok(()) => tracing::info!(id, "bootstrapped a new single-server raft cluster"),
                 Err(RaftError::APIError(InitializeError::NotAllowed(_))) => {
                     tracing::debug!("raft state exists; not bootstrapping")
                 }
-                Err(e) => return Err(e.into()),
+                Err(e) => {
+                    node.shutdown().await;
+                    return Err(e.into());
+                }
             }
         }
-        let (batch_tx, batch_rx) = mpsc::channel(MAX_BATCH * 4);
-        tokio::spawn(batch_loop(raft.clone(), batch_rx, opts.snapshot_threshold));
-        Ok(RaftNode {
-            id,
-            raft,
-            shared,
-            log: log_store,
-            batch_tx,
-        })
+        Ok(node)
     }
 
-    /// Proposes a write and waits until it is committed and applied.
+    /// The client this server calls its peers with (tests cut links through it).
+    #[cfg(feature = "test-util")]
+    pub fn rpc_client(&self) -> &RpcClient {
+        &self.core.rpc
+    }
+
+    /// The address the RPC server is bound to, if it runs.
+    pub fn rpc_local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.rpc_server.as_ref().map(|s| s.local_addr)
+    }
+
+    /// Proposes a write and waits until it is committed and applied. On a
+    /// follower the write is forwarded to the leader; during an election it is
+    /// retried for about two election timeouts, then fails with
+    /// [`WriteError::NoLeader`].
     pub async fn write(&self, req: Request) -> Result<Response, WriteError> {
-        let (tx, rx) = oneshot::channel();
-        let down = || WriteError::Fatal("raft is shut down".into());
-        self.batch_tx.send((req, tx)).await.map_err(|_| down())?;
-        rx.await.map_err(|_| down())?
+        let mut resp = self.write_batch(vec![req]).await?;
+        resp.pop()
+            .ok_or_else(|| WriteError::Fatal("empty response".into()))
+    }
+
+    /// Proposes several requests as one unit (one log entry unless the batch
+    /// is huge); one response per request, in order.
+    pub async fn write_batch(&self, reqs: Vec<Request>) -> Result<Vec<Response>, WriteError> {
+        write::submit(&self.batch_tx, reqs, false).await
     }
 
     /// The current leader's ID, if known.
@@ -185,6 +390,28 @@ impl RaftNode {
         self.leader() == Some(self.id)
     }
 
+    /// `X-Consul-KnownLeader`: a leader is known and, if it is this server,
+    /// it heard from a quorum recently.
+    pub fn known_leader(&self) -> bool {
+        self.core.route() != Route::None
+    }
+
+    /// `X-Consul-LastContact` in ms: 0 on the leader, otherwise the time since
+    /// a leader's AppendEntries (heartbeat) was last accepted, or since start
+    /// when none ever was.
+    pub fn last_contact_ms(&self) -> u64 {
+        if self.is_leader() {
+            return 0;
+        }
+        let since = self
+            .core
+            .contact
+            .lock()
+            .expect("contact lock")
+            .unwrap_or(self.core.started);
+        since.elapsed().as_millis() as u64
+    }
+
     /// Waits (up to `timeout`) until some leader is known.
     pub async fn wait_for_leader(&self, timeout: Duration) -> bool {
         self.raft
@@ -194,68 +421,89 @@ impl RaftNode {
             .is_ok()
     }
 
-    /// Confirms leadership with a quorum and waits until the read point is applied (`?consistent`).
-    pub async fn linearizable_barrier(&self) -> Result<(), WriteError> {
-        self.raft
-            .ensure_linearizable()
-            .await
-            .map(|_| ())
-            .map_err(|_| WriteError::NoLeader)
+    /// Makes a read of the local state safe for `consistency`:
+    /// - `Stale`: nothing.
+    /// - `Default`/`Consistent`: on the leader, confirm leadership with a
+    ///   quorum and wait until the read point is applied (`ensure_linearizable`);
+    ///   on a follower, ask the leader for its read index over RPC and wait
+    ///   until this server has applied it.
+    ///
+    /// Fails with [`WriteError::NoLeader`] at once when no leader is known,
+    /// and within about two election timeouts when it does not answer.
+    pub async fn read_barrier(&self, consistency: Consistency) -> Result<(), WriteError> {
+        match consistency {
+            Consistency::Stale => Ok(()),
+            Consistency::Default | Consistency::Consistent => self.read_index_barrier().await,
+        }
     }
 
-    /// Stops Raft and closes the log (everything acknowledged is already on disk).
+    /// Confirms leadership with a quorum and waits until the read point is applied (`?consistent`).
+    pub async fn linearizable_barrier(&self) -> Result<(), WriteError> {
+        self.read_barrier(Consistency::Consistent).await
+    }
+
+    async fn read_index_barrier(&self) -> Result<(), WriteError> {
+        let wait = self.core.timing.leader_wait();
+        match self.core.route() {
+            Route::None => Err(WriteError::NoLeader),
+            Route::Local => match tokio::time::timeout(wait, self.raft.ensure_linearizable()).await
+            {
+                Ok(Ok(_)) => Ok(()),
+                Ok(Err(RaftError::Fatal(e))) => Err(WriteError::Fatal(e.to_string())),
+                Ok(Err(RaftError::APIError(_))) | Err(_) => Err(WriteError::NoLeader),
+            },
+            Route::Remote(_, addr) => {
+                let index = match self.core.rpc.call(&addr, RpcRequest::ReadIndex, wait).await {
+                    Ok(RpcResponse::ReadIndex(Ok(index))) => index,
+                    Ok(RpcResponse::ReadIndex(Err(crate::rpc::RemoteRefusal::Failed(m)))) => {
+                        return Err(WriteError::Fatal(m));
+                    }
+                    Ok(RpcResponse::ReadIndex(Err(_))) => return Err(WriteError::NoLeader),
+                    Ok(_) => return Err(WriteError::Fatal("unexpected read-index answer".into())),
+                    Err(e) => {
+                        tracing::debug!(error = %e, "read index from leader failed");
+                        return Err(WriteError::NoLeader);
+                    }
+                };
+                self.raft
+                    .wait(Some(COMMIT_TIMEOUT))
+                    .applied_index_at_least(Some(index), "read index applied")
+                    .await
+                    .map(|_| ())
+                    .map_err(|e| WriteError::Fatal(format!("waiting for read index {index}: {e}")))
+            }
+        }
+    }
+
+    /// Asks the server at `addr` (`ip:server-port`) about itself: its ID,
+    /// whether it already has Raft state, and the leader it knows. For
+    /// `-bootstrap-expect`: bootstrap only when no expected server has state.
+    pub async fn ping(
+        &self,
+        addr: &str,
+        timeout: Duration,
+    ) -> Result<crate::rpc::PeerStatus, crate::rpc::RpcError> {
+        match self.core.rpc.call(addr, RpcRequest::Ping, timeout).await? {
+            RpcResponse::Pong(status) => Ok(status),
+            _ => Err(crate::rpc::RpcError::Unexpected {
+                addr: addr.to_string(),
+            }),
+        }
+    }
+
+    /// Stops the RPC server (peers now see this server as unreachable), stops
+    /// Raft and the batcher, drops pooled connections and closes the log
+    /// (everything acknowledged is already on disk).
     pub async fn shutdown(&self) {
+        self.token.cancel();
+        if let Some(server) = &self.rpc_server {
+            server.shutdown().await;
+        }
         if let Err(e) = self.raft.shutdown().await {
             tracing::warn!(error = %e, "raft shutdown");
         }
+        self.core.rpc.close_all();
         self.log.close().await;
-    }
-}
-
-/// Group commit: writes that arrive while a batch is being committed wait in
-/// the queue and go out together as the next log entry, so N concurrent
-/// writers share one append and one fsync. openraft handles one entry's
-/// flush at a time, so batching above it is what makes concurrency pay.
-/// Requests keep their order; each is applied in turn at the entry's index.
-///
-/// Because an entry may carry many requests, the snapshot threshold is also
-/// applied to requests: after that many, a snapshot is triggered, which keeps
-/// the retained log (and memory) bounded under heavy concurrent load.
-async fn batch_loop(raft: Raft<TypeConfig>, mut rx: mpsc::Receiver<Pending>, snapshot_every: u64) {
-    let mut since_snapshot = 0u64;
-    while let Some(first) = rx.recv().await {
-        let mut batch = vec![first];
-        while batch.len() < MAX_BATCH {
-            match rx.try_recv() {
-                Ok(p) => batch.push(p),
-                Err(_) => break,
-            }
-        }
-        let (requests, waiters): (Vec<Request>, Vec<_>) = batch.into_iter().unzip();
-        since_snapshot += requests.len() as u64;
-        if since_snapshot >= snapshot_every {
-            since_snapshot = 0;
-            let _ = raft.trigger().snapshot().await;
-        }
-        match raft.client_write(requests).await {
-            Ok(resp) => {
-                for (waiter, response) in waiters.into_iter().zip(resp.data) {
-                    let _ = waiter.send(Ok(response));
-                }
-            }
-            Err(e) => {
-                let err = match e {
-                    RaftError::APIError(ClientWriteError::ForwardToLeader(_)) => {
-                        WriteError::NoLeader
-                    }
-                    RaftError::APIError(e) => WriteError::Fatal(e.to_string()),
-                    RaftError::Fatal(e) => WriteError::Fatal(e.to_string()),
-                };
-                for waiter in waiters {
-                    let _ = waiter.send(Err(err.clone()));
-                }
-            }
-        }
     }
 }
 

@@ -209,10 +209,11 @@ async fn register_query_deregister() {
 #[tokio::test]
 async fn status_endpoints() {
     let a = TestAgent::start().await;
+    let addr = format!("127.0.0.1:{}", a.handle.agent.opts.server_port);
     let (leader, _) = get_json(&a, "/v1/status/leader").await;
-    assert_eq!(leader, json!("127.0.0.1:8300"));
+    assert_eq!(leader, json!(addr));
     let (peers, _) = get_json(&a, "/v1/status/peers").await;
-    assert_eq!(peers, json!(["127.0.0.1:8300"]));
+    assert_eq!(peers, json!([addr]));
     assert_eq!(get(&a, "/v1/status/leader?dc=dc2").await.0, 500);
     a.shutdown().await;
 }

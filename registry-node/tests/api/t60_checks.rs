@@ -261,9 +261,11 @@ async fn agent_config_watches_run_their_handler_on_change() {
 async fn invalid_agent_watch_fails_start_up() {
     let mut opts = AgentOptions::for_test();
     opts.watches = vec![json!({"type": "nope", "args": ["true"]})];
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let listeners = registry_node::agent::Listeners::loopback(true)
+        .await
+        .unwrap();
     let token = tokio_util::sync::CancellationToken::new();
-    let err = registry_node::agent::Agent::start(opts, listener, token.clone())
+    let err = registry_node::agent::Agent::start(opts, listeners, token.clone())
         .await
         .err()
         .expect("start fails");

@@ -35,7 +35,12 @@ impl Proc {
         let mut child = Command::new(bin())
             .arg("agent")
             .args(args)
-            .args(["-http-port=0", "-client=127.0.0.1", "-bind=127.0.0.1"])
+            .args([
+                "-http-port=0",
+                "-server-port=0",
+                "-client=127.0.0.1",
+                "-bind=127.0.0.1",
+            ])
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
             .spawn()
