@@ -171,7 +171,9 @@ impl Core {
     }
 
     fn route(&self) -> Route {
-        let m = self.raft.metrics().borrow().clone();
+        // Borrow, don't clone: this runs on every read and every batch.
+        let metrics = self.raft.metrics();
+        let m = metrics.borrow();
         match m.current_leader {
             Some(l) if l == self.id => {
                 if self.quorum_stale(&m) {
