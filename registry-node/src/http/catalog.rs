@@ -9,11 +9,12 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use axum::routing::{get, put};
 use registry_api::{
-    CatalogDeregistration, CatalogRegistration, Meta, Node, NodeServiceList, NodeServices, decode,
+    CatalogDeregistration, CatalogRegistration, Meta, Node, NodeService, NodeServiceList,
+    NodeServices, decode,
 };
 
 use super::Ctx;
-use super::blocking::{ReadOpts, json, read, reply};
+use super::blocking::{ReadMeta, ReadOpts, json, read, reply};
 use super::error::{ApiError, ApiResult};
 use super::params::Params;
 use crate::filter;
@@ -176,52 +177,49 @@ async fn service(
     Ok(reply(&rows, &meta, &opts))
 }
 
+/// Reads a node and its instances (filtered by `?filter=`), blocking on the node's view.
+async fn node_view(
+    agent: &Ctx,
+    name: &str,
+    params: &Params,
+) -> ApiResult<(Option<(Node, Vec<NodeService>)>, ReadMeta, ReadOpts)> {
+    let opts = ReadOpts::parse(params, agent)?;
+    let (found, meta) = read(agent, &opts, &[WatchKey::Node(name.to_string())], |s| {
+        let node = s.catalog().node(name).cloned()?;
+        Some((
+            node,
+            s.catalog().node_services(name).cloned().collect::<Vec<_>>(),
+        ))
+    })
+    .await?;
+    let found = match found {
+        Some((node, services)) => Some((node, filter::apply(opts.filter.as_deref(), services)?)),
+        None => None,
+    };
+    Ok((found, meta, opts))
+}
+
+/// `/v1/catalog/node/:node`: services keyed by ID; `null` for an unknown node.
 async fn node(
     State(agent): State<Ctx>,
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    let opts = ReadOpts::parse(&params, &agent)?;
-    let (found, meta) = read(&agent, &opts, &[WatchKey::Node(name.clone())], |s| {
-        s.catalog().node(&name).cloned().map(|node| {
-            let services = s
-                .catalog()
-                .node_services(&name)
-                .map(|svc| (svc.id.clone(), svc.clone()))
-                .collect();
-            NodeServices { node, services }
-        })
-    })
-    .await?;
-    let found = match found {
-        Some(mut ns) => {
-            ns.services = filter::apply_map(opts.filter.as_deref(), ns.services)?;
-            Some(ns)
-        }
-        None => None,
-    };
-    Ok(reply(&found, &meta, &opts))
+    let (found, meta, opts) = node_view(&agent, &name, &params).await?;
+    let body = found.map(|(node, services)| NodeServices {
+        node,
+        services: services.into_iter().map(|s| (s.id.clone(), s)).collect(),
+    });
+    Ok(reply(&body, &meta, &opts))
 }
 
+/// `/v1/catalog/node-services/:node`: services as a list.
 async fn node_services(
     State(agent): State<Ctx>,
     Path(name): Path<String>,
     params: Params,
 ) -> ApiResult<Response> {
-    let opts = ReadOpts::parse(&params, &agent)?;
-    let (found, meta) = read(&agent, &opts, &[WatchKey::Node(name.clone())], |s| {
-        s.catalog().node(&name).cloned().map(|node| {
-            let services = s.catalog().node_services(&name).cloned().collect();
-            NodeServiceList { node, services }
-        })
-    })
-    .await?;
-    let found = match found {
-        Some(mut ns) => {
-            ns.services = filter::apply(opts.filter.as_deref(), ns.services)?;
-            Some(ns)
-        }
-        None => None,
-    };
-    Ok(reply(&found, &meta, &opts))
+    let (found, meta, opts) = node_view(&agent, &name, &params).await?;
+    let body = found.map(|(node, services)| NodeServiceList { node, services });
+    Ok(reply(&body, &meta, &opts))
 }
