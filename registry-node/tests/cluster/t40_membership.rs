@@ -110,7 +110,16 @@ async fn add_server_joins_as_learner_then_voter_and_remove_server_shrinks() {
         .ping(&c.addrs[new].to_string(), WAIT)
         .await
         .expect_err("killed server");
-    assert!(err.is_unreachable(), "{err}");
+    // A connection pooled before the kill may report a broken call instead of a
+    // refused connect; either way the dead server did not answer.
+    assert!(
+        !matches!(
+            err,
+            registry_node::rpc::RpcError::Remote { .. }
+                | registry_node::rpc::RpcError::Unexpected { .. }
+        ),
+        "{err}"
+    );
     put(&c, leader, "after-remove", "1").await;
     c.wait_replicated("after-remove", "1").await;
     c.shutdown().await;
