@@ -9,7 +9,7 @@
 //! - [`kv`], [`catalog`], [`health`], [`agent`], [`session`], [`txn`], [`event`]: wire types.
 //! - [`query`]: query parameters and the `X-Consul-*` headers of blocking reads.
 //! - [`duration`]: Go duration strings (`"10s"`).
-//! - [`decode`]: Go-compatible lenient JSON decoding.
+//! - [`decode`]: Go-compatible lenient JSON decoding; [`gojson`]: Go-compatible indented output.
 //! - `client` (feature `client`): a typed async client with blocking-query support.
 #![warn(missing_docs)]
 
@@ -18,6 +18,7 @@ pub mod catalog;
 pub mod decode;
 pub mod duration;
 pub mod event;
+pub mod gojson;
 pub mod health;
 pub mod kv;
 pub mod query;

@@ -9,7 +9,8 @@ use registry_api::client::{Client, KvPutOptions};
 use registry_api::{KvExportEntry, QueryOptions};
 
 use super::http_flags::{HttpFlags, parse_bool};
-use super::output::{fail, fail_client, go_json_indent, kv_detailed, print_bytes};
+use super::output::{fail, fail_client, kv_detailed, print_bytes};
+use registry_api::gojson::go_json_indent;
 
 /// Arguments of `kv`.
 #[derive(Debug, clap::Args)]

@@ -10,7 +10,6 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use registry_api::KVPair;
 use registry_api::client::ClientError;
-use serde::Serialize;
 
 /// Gap between columns of a [`columnize`] table (ryanuber/columnize's default glue).
 const COLUMN_GLUE: &str = "  ";
@@ -110,23 +109,6 @@ pub fn map_to_kv(map: &BTreeMap<String, String>, joiner: &str) -> String {
         .join(joiner)
 }
 
-/// JSON indented like Go's `json.MarshalIndent(v, "", indent)`, including Go's
-/// escaping of `<`, `>`, `&`, U+2028 and U+2029 inside strings.
-pub fn go_json_indent<T: Serialize>(value: &T, indent: &str) -> serde_json::Result<String> {
-    let mut buf = Vec::new();
-    let formatter = serde_json::ser::PrettyFormatter::with_indent(indent.as_bytes());
-    let mut ser = serde_json::Serializer::with_formatter(&mut buf, formatter);
-    value.serialize(&mut ser)?;
-    let text = String::from_utf8(buf).expect("serde_json writes UTF-8");
-    // These characters can only occur inside JSON strings, so a plain replace is exact.
-    Ok(text
-        .replace('<', "\\u003c")
-        .replace('>', "\\u003e")
-        .replace('&', "\\u0026")
-        .replace('\u{2028}', "\\u2028")
-        .replace('\u{2029}', "\\u2029"))
-}
-
 /// Writes bytes and a newline to stdout (values may not be UTF-8). A closed pipe
 /// (`| head`) is not an error worth reporting.
 pub fn print_bytes(bytes: &[u8]) {
@@ -216,25 +198,6 @@ mod tests {
             String::from_utf8(out).unwrap(),
             "web         v1,v2\nconsul      "
         );
-    }
-
-    #[test]
-    fn go_json_indent_matches_marshal_indent() {
-        #[derive(Serialize)]
-        struct E {
-            key: String,
-            flags: u64,
-        }
-        let v = vec![E {
-            key: "a<b>&".into(),
-            flags: 1,
-        }];
-        let text = go_json_indent(&v, "\t").unwrap();
-        assert_eq!(
-            text,
-            "[\n\t{\n\t\t\"key\": \"a\\u003cb\\u003e\\u0026\",\n\t\t\"flags\": 1\n\t}\n]"
-        );
-        assert_eq!(go_json_indent(&Vec::<E>::new(), "\t").unwrap(), "[]");
     }
 
     #[test]

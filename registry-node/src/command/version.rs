@@ -4,7 +4,8 @@
 use registry_api::{CONSUL_COMPAT_VERSION, VERSION};
 use serde::Serialize;
 
-use super::output::{fail, go_json_indent};
+use super::output::fail;
+use registry_api::gojson::go_json_indent;
 
 /// Consul's RPC protocol versions (`consul version`'s last line).
 const PROTOCOL_DEFAULT: u32 = 2;

@@ -13,7 +13,7 @@ use tokio_util::sync::CancellationToken;
 use super::WatchError;
 use super::exec::{ChildCommand, describe_status, terminate};
 use super::spec::{HandlerSpec, HttpHandlerConfig};
-use crate::command::output::go_json_indent;
+use registry_api::gojson::go_json_indent;
 
 /// Environment variable carrying the view's index to a command handler.
 pub const ENV_INDEX: &str = "CONSUL_INDEX";
