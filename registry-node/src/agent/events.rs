@@ -1,5 +1,5 @@
-//! User events seen by this agent (`/v1/event/*`). Until gossip exists an event
-//! reaches only the agent it was fired on; the last 256 are kept, as in Consul.
+//! User events seen by this agent (`/v1/event/*`): fired here or received by
+//! gossip; the last 256 are kept, as in Consul.
 
 use std::collections::VecDeque;
 use std::sync::Mutex;
@@ -39,18 +39,20 @@ pub fn list_index(events: &[UserEvent]) -> u64 {
 }
 
 impl EventLog {
-    /// Records a fired event, assigning its Lamport time.
-    pub fn push(&self, mut event: UserEvent) -> UserEvent {
+    /// Records an event fired here or received by gossip (which assigned its
+    /// Lamport time); an event already recorded is ignored.
+    pub fn record(&self, event: UserEvent) {
         let mut events = self.events.lock().expect("events lock");
-        event.ltime = events.back().map(|e| e.ltime + 1).unwrap_or(1);
-        events.push_back(event.clone());
+        if events.iter().any(|e| e.id == event.id) {
+            return;
+        }
+        let ltime = event.ltime;
+        events.push_back(event);
         while events.len() > KEEP {
             events.pop_front();
         }
-        let ltime = event.ltime;
         drop(events);
         self.tick.send_replace(ltime);
-        event
     }
 
     /// Events, oldest first, optionally only those with `name`.

@@ -4,9 +4,11 @@
 //! Every write goes through [`Agent::write`], the one place the cluster issue
 //! extends with forwarding to the leader.
 
+mod cluster;
 pub mod events;
 pub mod local;
 mod persist;
+pub mod servers;
 pub mod tasks;
 
 use std::collections::{BTreeMap, HashMap};
@@ -20,16 +22,20 @@ use registry_api::{
     CheckDefinition, HealthCheck, MAINTENANCE, NODE_MAINT_CHECK_ID, NodeService, PASSING,
     SERF_CHECK_ID, SERF_CHECK_NAME, SERVICE_MAINT_PREFIX, WARNING,
 };
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::checks::{CheckRunner, HealthView, RunnerSettings};
+use crate::gossip::{GossipConfig, GossipHandle, UdpTransport, spawn_gossip};
 use crate::raft::{RaftNode, RaftOptions, WriteError, node_id_from_uuid};
 use crate::state::{Command, Request, Response};
 use events::EventLog;
 use local::{LocalCheck, LocalService, LocalState};
+use servers::ServerPool;
+
+pub use cluster::{keyring_cluster_wide, mark_left, member_tags, resolve_join};
 
 /// Errors of agent operations; the HTTP layer maps each to Consul's status code.
 #[derive(Debug, thiserror::Error)]
@@ -43,6 +49,9 @@ pub enum Error {
     /// No leader to take the write (500).
     #[error("No cluster leader")]
     NoLeader,
+    /// A client agent knows no alive server (500).
+    #[error("No known Consul servers")]
+    NoServers,
     /// The state machine refused the write, or Raft failed (500).
     #[error("{0}")]
     Rpc(String),
@@ -124,6 +133,20 @@ pub struct AgentOptions {
     pub watches: Vec<serde_json::Value>,
     /// Shortest check interval (Consul clamps to 1s).
     pub min_check_interval: Duration,
+    /// LAN gossip parameters (timers, keyring, reconnect timeout); the agent
+    /// fills in the identity and tags.
+    pub gossip: GossipConfig,
+    /// Addresses to join at start (`-join`, `-retry-join`), `host[:port]`.
+    pub join: Vec<String>,
+    /// Wait between join attempts (`-retry-interval`).
+    pub retry_interval: Duration,
+    /// Join attempts before giving up (`-retry-max`, 0 = forever).
+    pub retry_max: u32,
+    /// Rejoin the peers remembered in the data dir even after a graceful leave (`-rejoin`).
+    pub rejoin_after_leave: bool,
+    /// A failed server is removed from Raft after this long (autopilot's
+    /// `cleanup_dead_servers` with `server_stabilization_time`).
+    pub dead_server_grace: Duration,
 }
 
 impl AgentOptions {
@@ -162,6 +185,12 @@ impl AgentOptions {
             check_output_max_size: 4096,
             watches: Vec::new(),
             min_check_interval: Duration::from_millis(10),
+            gossip: GossipConfig::for_test("placeholder"),
+            join: Vec::new(),
+            retry_interval: Duration::from_millis(200),
+            retry_max: 0,
+            rejoin_after_leave: false,
+            dead_server_grace: Duration::from_secs(2),
         }
     }
 }
@@ -170,8 +199,12 @@ impl AgentOptions {
 pub struct Agent {
     /// Resolved options.
     pub opts: AgentOptions,
-    /// Raft and the replicated state.
-    pub raft: RaftNode,
+    /// Raft and the replicated state (servers only).
+    pub raft: Option<RaftNode>,
+    /// The LAN gossip pool.
+    pub gossip: GossipHandle,
+    /// The servers a client agent forwards to (unused on servers).
+    pub servers: ServerPool,
     /// Services and checks owned by this agent.
     pub local: Mutex<LocalState>,
     /// User events seen here.
@@ -198,10 +231,12 @@ pub struct Listeners {
     /// Server RPC (Raft and forwarding between servers); `None` keeps the
     /// server to itself (single-server tests).
     pub server_rpc: Option<TcpListener>,
+    /// Serf LAN gossip (UDP).
+    pub serf_lan: UdpSocket,
 }
 
 impl Listeners {
-    /// Binds HTTP and, for servers, the RPC port on 127.0.0.1 with OS-chosen ports.
+    /// Binds HTTP, gossip and, for servers, the RPC port on 127.0.0.1 with OS-chosen ports.
     pub async fn loopback(server: bool) -> std::io::Result<Listeners> {
         let http = TcpListener::bind("127.0.0.1:0").await?;
         let server_rpc = if server {
@@ -209,9 +244,17 @@ impl Listeners {
         } else {
             None
         };
-        Ok(Listeners { http, server_rpc })
+        let serf_lan = UdpSocket::bind("127.0.0.1:0").await?;
+        Ok(Listeners {
+            http,
+            server_rpc,
+            serf_lan,
+        })
     }
 }
+
+/// How long a leaving server waits to be removed from Raft (Consul's `leave_drain_time`).
+const LEAVE_DRAIN: Duration = Duration::from_secs(5);
 
 /// Handle to a started agent.
 pub struct AgentHandle {
@@ -240,7 +283,9 @@ impl AgentHandle {
         {
             tracing::warn!("tasks did not stop within 10s");
         }
-        self.agent.raft.shutdown().await;
+        if let Some(raft) = &self.agent.raft {
+            raft.shutdown().await;
+        }
         tracing::info!("agent stopped");
     }
 }
@@ -319,13 +364,28 @@ impl Agent {
         listeners: Listeners,
         token: CancellationToken,
     ) -> anyhow::Result<AgentHandle> {
-        let Listeners { http, server_rpc } = listeners;
+        let Listeners {
+            http,
+            server_rpc,
+            serf_lan,
+        } = listeners;
         let mut opts = opts;
-        // A server port of 0 (tests) is advertised as the port actually bound.
+        // Ports of 0 (tests) are advertised as the ports actually bound.
         if let Some(rpc) = &server_rpc {
             opts.server_port = rpc.local_addr()?.port();
         }
+        opts.serf_lan_port = serf_lan.local_addr()?.port();
         let http_addr = http.local_addr()?;
+        let gossip = spawn_gossip(
+            cluster::gossip_config(&opts),
+            UdpTransport::new(serf_lan)?,
+            token.child_token(),
+        );
+        tracing::info!(
+            node = %opts.node_name,
+            addr = %gossip.local_addr(),
+            "serf: LAN gossip started"
+        );
         let raft_opts = RaftOptions {
             dir: opts.data_dir.as_ref().map(|d| d.join("raft")),
             addr: SocketAddr::new(opts.advertise_addr, opts.server_port).to_string(),
@@ -336,9 +396,12 @@ impl Agent {
             trailing_logs: opts.raft_trailing_logs,
         };
         let raft_id = node_id_from_uuid(&opts.node_id);
-        let raft = match server_rpc {
-            Some(rpc) => RaftNode::start_server(raft_id, raft_opts, rpc, token.clone()).await?,
-            None => RaftNode::start(raft_id, raft_opts).await?,
+        let raft = match (opts.server, server_rpc) {
+            (true, Some(rpc)) => {
+                Some(RaftNode::start_server(raft_id, raft_opts, rpc, token.clone()).await?)
+            }
+            (true, None) => Some(RaftNode::start(raft_id, raft_opts).await?),
+            (false, _) => None,
         };
         let (updates_tx, mut updates_rx) = tokio::sync::mpsc::unbounded_channel();
         let view = Arc::new(LocalHealth::default());
@@ -350,9 +413,12 @@ impl Agent {
         };
         let runner = CheckRunner::new(settings, updates_tx, view.clone(), token.clone());
         let watches = opts.watches.clone();
+        let servers = ServerPool::new(gossip.clone(), opts.datacenter.clone());
         let agent = Arc::new(Agent {
             opts,
             raft,
+            gossip,
+            servers,
             local: Mutex::new(LocalState::default()),
             events: EventLog::default(),
             session_deadlines: Mutex::new(HashMap::new()),
@@ -373,8 +439,12 @@ impl Agent {
             .collect();
         agent.start_runners(&checks);
         let tracker = TaskTracker::new();
+        if let Some(raft) = &agent.raft {
+            raft.set_api_handler(crate::http::api_handler(agent.clone()));
+        }
         tracker.spawn(crate::http::serve(http, agent.clone()));
         tasks::spawn_all(&agent, &tracker);
+        cluster::spawn_all(&agent, &tracker);
         {
             let agent = agent.clone();
             tracker.spawn(async move {
@@ -437,18 +507,70 @@ impl Agent {
         Ok(())
     }
 
-    /// Proposes a write through Raft and maps refusals to errors.
+    /// Proposes a write through Raft (a client agent through a server) and
+    /// maps refusals to errors.
     pub async fn write(&self, cmd: Command) -> Result<Response, Error> {
-        match self
-            .raft
-            .write(Request {
-                now_ms: now_ms(),
-                cmd,
-            })
-            .await?
-        {
+        let req = Request {
+            now_ms: now_ms(),
+            cmd,
+        };
+        let resp = match &self.raft {
+            Some(raft) => raft.write(req).await?,
+            None => self
+                .servers
+                .apply(vec![req])
+                .await?
+                .pop()
+                .ok_or_else(|| Error::Rpc("empty answer from server".into()))?,
+        };
+        match resp {
             Response::Error(e) => Err(Error::Rpc(e)),
             other => Ok(other),
+        }
+    }
+
+    /// Graceful leave (`leave`, `/v1/agent/leave`, SIGINT/SIGTERM per
+    /// configuration): a leading server first removes itself from Raft so the
+    /// others elect without it; then the leave intent is gossiped (others
+    /// record `left`, not `failed`); a follower waits briefly until the leader
+    /// has removed it. The caller stops the agent afterwards.
+    pub async fn leave(&self) {
+        if let Some(raft) = &self.raft
+            && raft.is_leader()
+            && raft.members().iter().filter(|m| m.voter).count() > 1
+        {
+            tracing::info!("consul: leader leaving, removing self from raft");
+            if let Err(e) = raft.remove_server(raft.id).await {
+                tracing::warn!(error = %e, "failed to remove self from raft");
+            }
+        }
+        match self.gossip.leave().await {
+            Ok(()) => tracing::info!("agent: Graceful leave complete"),
+            Err(e) => tracing::warn!(error = %e, "serf: leave failed"),
+        }
+        mark_left(self);
+        if let Some(raft) = &self.raft {
+            let deadline = Instant::now() + LEAVE_DRAIN;
+            while Instant::now() < deadline
+                && raft.members().len() > 1
+                && raft.members().iter().any(|m| m.id == raft.id)
+            {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+            }
+        }
+    }
+
+    /// The Raft node of a server; `None` on client agents.
+    pub fn server_raft(&self) -> Option<&RaftNode> {
+        self.raft.as_ref()
+    }
+
+    /// True when this agent knows where writes go: a leader (servers) or an
+    /// alive server (clients).
+    pub fn has_leader(&self) -> bool {
+        match &self.raft {
+            Some(raft) => raft.leader().is_some(),
+            None => !self.servers.servers().is_empty(),
         }
     }
 
@@ -497,10 +619,11 @@ impl Agent {
     /// once the node is in the catalog (its details are kept in step by the full
     /// sync), so each log entry stays small; the full node entry otherwise.
     fn sync_registration(&self) -> CatalogRegistration {
-        let known = self
-            .raft
-            .shared
-            .read(|s| s.catalog().node(&self.opts.node_name).is_some());
+        // Client agents hold no catalog: they always send the full entry.
+        let known = self.raft.as_ref().is_some_and(|raft| {
+            raft.shared
+                .read(|s| s.catalog().node(&self.opts.node_name).is_some())
+        });
         if known {
             CatalogRegistration {
                 node: self.opts.node_name.clone(),
@@ -1097,29 +1220,22 @@ impl Agent {
         }
         // Remove what the catalog has for this node that we do not know.
         let node = self.opts.node_name.clone();
+        let (remote_services, remote_checks) = self.catalog_entries(&node).await?;
         let (stale_services, stale_checks) = {
             let local = self.local.lock().expect("local lock");
-            self.raft.shared.read(|store| {
-                let services: Vec<String> = store
-                    .catalog()
-                    .node_services(&node)
-                    .filter(|s| {
-                        !(local.services.contains_key(&s.id)
-                            || (self.opts.server && s.id == "consul"))
-                    })
-                    .map(|s| s.id.clone())
-                    .collect();
-                let checks: Vec<String> = store
-                    .catalog()
-                    .node_checks(&node)
-                    .filter(|c| {
-                        !local.checks.contains_key(&c.check_id) && c.check_id != SERF_CHECK_ID
-                    })
-                    .filter(|c| !services.contains(&c.service_id))
-                    .map(|c| c.check_id.clone())
-                    .collect();
-                (services, checks)
-            })
+            let services: Vec<String> = remote_services
+                .into_iter()
+                .filter(|id| {
+                    !(local.services.contains_key(id) || (self.opts.server && id == "consul"))
+                })
+                .collect();
+            let checks: Vec<String> = remote_checks
+                .into_iter()
+                .filter(|(id, _)| !local.checks.contains_key(id) && id != SERF_CHECK_ID)
+                .filter(|(_, service)| !services.contains(service))
+                .map(|(id, _)| id)
+                .collect();
+            (services, checks)
         };
         for id in stale_services {
             let dereg = CatalogDeregistration {
@@ -1138,5 +1254,57 @@ impl Agent {
             self.write(Command::Deregister(dereg)).await?;
         }
         Ok(())
+    }
+
+    /// The IDs of the services and (check ID, service ID) of the checks the
+    /// catalog holds for `node`: read locally on servers, from a server on clients.
+    async fn catalog_entries(
+        &self,
+        node: &str,
+    ) -> Result<(Vec<String>, Vec<(String, String)>), Error> {
+        if let Some(raft) = &self.raft {
+            return Ok(raft.shared.read(|store| {
+                (
+                    store
+                        .catalog()
+                        .node_services(node)
+                        .map(|s| s.id.clone())
+                        .collect(),
+                    store
+                        .catalog()
+                        .node_checks(node)
+                        .map(|c| (c.check_id.clone(), c.service_id.clone()))
+                        .collect(),
+                )
+            }));
+        }
+        let path = format!("/v1/health/node/{}", node);
+        let checks: Vec<HealthCheck> = self.remote_get(&path).await?;
+        let path = format!("/v1/catalog/node/{}", node);
+        let services: Option<registry_api::NodeServices> = self.remote_get(&path).await?;
+        Ok((
+            services
+                .map(|n| n.services.into_keys().collect())
+                .unwrap_or_default(),
+            checks
+                .into_iter()
+                .map(|c| (c.check_id, c.service_id))
+                .collect(),
+        ))
+    }
+
+    /// A GET of the HTTP API on a server, decoded (client agents).
+    async fn remote_get<T: serde::de::DeserializeOwned>(&self, path: &str) -> Result<T, Error> {
+        let (status, _, body) = self
+            .servers
+            .http("GET", path, Vec::new(), &[], true, Duration::from_secs(30))
+            .await?;
+        if status != 200 {
+            return Err(Error::Rpc(format!(
+                "GET {path}: {status} {}",
+                String::from_utf8_lossy(&body)
+            )));
+        }
+        serde_json::from_slice(&body).map_err(|e| Error::Rpc(format!("GET {path}: {e}")))
     }
 }

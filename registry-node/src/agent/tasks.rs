@@ -29,10 +29,13 @@ pub(super) fn spawn_all(agent: &Arc<Agent>, tracker: &TaskTracker) {
 }
 
 async fn leadership_loop(agent: Arc<Agent>) {
-    let mut metrics = agent.raft.raft.metrics();
+    let Some(raft) = agent.raft.clone() else {
+        return;
+    };
+    let mut metrics = raft.raft.metrics();
     let mut was_leader = false;
     loop {
-        let is_leader = metrics.borrow().current_leader == Some(agent.raft.id);
+        let is_leader = metrics.borrow().current_leader == Some(raft.id);
         if is_leader && !was_leader {
             tracing::info!("cluster leadership acquired");
             // Sessions get a fresh full TTL under a new leader, as in Consul.
@@ -77,7 +80,7 @@ async fn anti_entropy_loop(agent: Arc<Agent>) {
             _ = agent.token.cancelled() => return,
             _ = sleep(agent.opts.sync_interval + jitter.min(agent.opts.sync_interval / 6)) => {}
         }
-        if agent.raft.leader().is_some()
+        if agent.has_leader()
             && let Err(e) = agent.sync_all().await
         {
             tracing::warn!(error = %e, "failed to sync remote state");
@@ -122,6 +125,9 @@ pub fn touch_session(agent: &Agent, id: &str, ttl: Duration) {
 }
 
 async fn session_loop(agent: Arc<Agent>) {
+    let Some(raft) = agent.raft.clone() else {
+        return;
+    };
     let mut tick = interval(Duration::from_millis(250));
     loop {
         tokio::select! {
@@ -129,11 +135,11 @@ async fn session_loop(agent: Arc<Agent>) {
             _ = agent.token.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if !agent.raft.is_leader() {
+        if !raft.is_leader() {
             continue;
         }
         let now = Instant::now();
-        let sessions: Vec<(String, Duration)> = agent.raft.shared.read(|store| {
+        let sessions: Vec<(String, Duration)> = raft.shared.read(|store| {
             store
                 .sessions()
                 .filter_map(|s| {
@@ -177,6 +183,9 @@ async fn session_loop(agent: Arc<Agent>) {
 }
 
 async fn tombstone_loop(agent: Arc<Agent>) {
+    let Some(raft) = agent.raft.clone() else {
+        return;
+    };
     // Remember (index, when) pairs; reap indexes older than the TTL.
     let mut seen: std::collections::VecDeque<(u64, Instant)> = Default::default();
     let mut tick = interval(Duration::from_secs(30));
@@ -187,7 +196,7 @@ async fn tombstone_loop(agent: Arc<Agent>) {
             _ = tick.tick() => {}
         }
         let now = Instant::now();
-        seen.push_back((agent.raft.shared.read(|s| s.index()), now));
+        seen.push_back((raft.shared.read(|s| s.index()), now));
         let mut reap = None;
         while seen
             .front()
@@ -195,7 +204,7 @@ async fn tombstone_loop(agent: Arc<Agent>) {
         {
             reap = seen.pop_front().map(|(i, _)| i);
         }
-        if let (Some(index), true) = (reap, agent.raft.is_leader())
+        if let (Some(index), true) = (reap, raft.is_leader())
             && let Err(e) = agent.write(Command::ReapTombstones { index }).await
         {
             tracing::debug!(error = %e, "tombstone reap failed");

@@ -8,12 +8,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use tokio::net::TcpListener;
+use tokio::net::{TcpListener, UdpSocket};
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_util::sync::CancellationToken;
 
 use crate::agent::{Agent, AgentOptions, Listeners};
 use crate::config::{self, AgentArgs, Config, ListenAddr, Resolved};
+use crate::gossip::{GossipConfig, Keyring};
 
 /// Runs the agent until it is told to stop.
 pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
@@ -43,6 +44,14 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     if config.dev_mode {
         println!("==> WARNING: Dev mode enabled! Do not use in production; nothing is persisted");
     }
+    if config.bootstrap_expect == 1 {
+        println!("==> BootstrapExpect is set to 1; this is the same as Bootstrap mode.");
+    } else if config.bootstrap_expect > 1 {
+        println!(
+            "==> WARNING: Expect Mode enabled, expecting {} servers",
+            config.bootstrap_expect
+        );
+    }
     println!("==> Starting Consul agent...");
     let server_rpc = match resolved.server_rpc.filter(|_| config.server) {
         Some(addr) => Some(TcpListener::bind(addr).await.with_context(|| {
@@ -50,13 +59,21 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
         })?),
         None => None,
     };
+    let serf_lan = UdpSocket::bind(resolved.serf_lan).await.with_context(|| {
+        format!(
+            "Error starting Serf LAN on {}: is another agent running?",
+            resolved.serf_lan
+        )
+    })?;
     let token = CancellationToken::new();
     let listeners = Listeners {
         http: listener,
         server_rpc,
+        serf_lan,
     };
     let handle = Agent::start(opts.clone(), listeners, token.clone()).await?;
-    print_banner(&opts, &config, &resolved, bound);
+    // The running agent's options carry the ports actually bound.
+    print_banner(&handle.agent.opts, &config, &resolved, bound);
 
     // Reload re-reads the same flags and files.
     let reload_args = Arc::new(args);
@@ -68,6 +85,10 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
     *handle.agent.reloader.lock().expect("reloader lock") = Some(reloader);
 
     let agent = handle.agent.clone();
+    let (leave_on_terminate, skip_leave_on_interrupt) = (
+        resolved.leave_on_terminate,
+        resolved.skip_leave_on_interrupt,
+    );
     let mut hup = signal(SignalKind::hangup())?;
     let mut int = signal(SignalKind::interrupt())?;
     let mut term = signal(SignalKind::terminate())?;
@@ -81,12 +102,20 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
                     }
                 }
                 _ = int.recv() => {
-                    tracing::info!("caught signal: interrupt; shutting down");
+                    tracing::info!("caught signal: interrupt");
+                    if !skip_leave_on_interrupt {
+                        println!("==> Gracefully shutting down agent...");
+                        agent.leave().await;
+                    }
                     agent.token.cancel();
                     break;
                 }
                 _ = term.recv() => {
-                    tracing::info!("caught signal: terminated; shutting down");
+                    tracing::info!("caught signal: terminated");
+                    if leave_on_terminate {
+                        println!("==> Gracefully shutting down agent...");
+                        agent.leave().await;
+                    }
                     agent.token.cancel();
                     break;
                 }
@@ -148,7 +177,35 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
         check_output_max_size: config.check_output_max_size,
         watches: config.watches.clone(),
         min_check_interval: crate::checks::MIN_INTERVAL,
+        gossip: gossip_config(config)?,
+        join: resolved.lan_join.clone(),
+        retry_interval: config.retry_interval.get(),
+        retry_max: config.retry_max,
+        rejoin_after_leave: config.rejoin_after_leave,
+        // Autopilot: a server failed this long is removed (Consul waits for
+        // `server_stabilization_time`, 10s, before acting on a server's health).
+        dead_server_grace: Duration::from_secs(10),
     })
+}
+
+/// The LAN pool parameters: `gossip_lan`, `reconnect_timeout` and `-encrypt`.
+fn gossip_config(config: &Config) -> anyhow::Result<GossipConfig> {
+    let p = config.gossip_lan.lan();
+    let mut g = GossipConfig::lan(String::new(), String::new());
+    g.gossip_nodes = p.gossip_nodes as usize;
+    g.gossip_interval = p.gossip_interval;
+    g.probe_interval = p.probe_interval;
+    g.probe_timeout = p.probe_timeout;
+    g.suspicion_mult = p.suspicion_mult;
+    g.retransmit_mult = p.retransmit_mult;
+    g.reconnect_timeout = config.reconnect_timeout.get();
+    if !config.encrypt.is_empty() {
+        g.keyring = Some(
+            Keyring::new(&config.encrypt)
+                .map_err(|e| anyhow::anyhow!("Failed to configure keyring: {e}"))?,
+        );
+    }
+    Ok(g)
 }
 
 /// The node ID: `-node-id`, else the one persisted in `<data-dir>/node-id`, else a
@@ -171,9 +228,33 @@ fn node_id(config: &Config, data_dir: Option<&Path>) -> anyhow::Result<String> {
             .with_context(|| format!("{} does not hold a UUID", path.display()))?;
         return Ok(id);
     }
-    let id = uuid::Uuid::new_v4().to_string();
+    let id = if config.disable_host_node_id {
+        uuid::Uuid::new_v4().to_string()
+    } else {
+        host_node_id().unwrap_or_else(|| uuid::Uuid::new_v4().to_string())
+    };
     std::fs::write(&path, &id).with_context(|| format!("cannot write {}", path.display()))?;
     Ok(id)
+}
+
+/// A node ID derived from the host (`-disable-host-node-id=false`), as Consul
+/// did before 0.8.5: every agent on one machine (containers included) gets the
+/// same one, which is why gossip refuses the second with a node-ID conflict.
+fn host_node_id() -> Option<String> {
+    let source = [
+        "/sys/class/dmi/id/product_uuid",
+        "/etc/machine-id",
+        "/var/lib/dbus/machine-id",
+        "/proc/sys/kernel/random/boot_id",
+    ]
+    .iter()
+    .find_map(|p| {
+        std::fs::read_to_string(p)
+            .ok()
+            .map(|t| t.trim().to_string())
+            .filter(|t| !t.is_empty())
+    })?;
+    Some(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, source.as_bytes()).to_string())
 }
 
 fn print_banner(opts: &AgentOptions, config: &Config, resolved: &Resolved, http: SocketAddr) {

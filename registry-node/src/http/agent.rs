@@ -68,56 +68,29 @@ fn pretty(params: &Params) -> bool {
 
 /// This agent as a gossip member, with Consul's tags.
 pub fn self_member(agent: &Agent) -> Member {
-    let o = &agent.opts;
-    let mut tags = BTreeMap::new();
-    let put =
-        |tags: &mut BTreeMap<String, String>, k: &str, v: String| tags.insert(k.to_string(), v);
-    put(
-        &mut tags,
-        "role",
-        if o.server { "consul" } else { "node" }.into(),
-    );
-    put(&mut tags, "dc", o.datacenter.clone());
-    put(&mut tags, "segment", String::new());
-    put(&mut tags, "id", o.node_id.clone());
-    put(
-        &mut tags,
-        "build",
-        format!(
-            "{}:{}",
-            registry_api::CONSUL_COMPAT_VERSION,
-            registry_api::VERSION
-        ),
-    );
-    put(&mut tags, "vsn", "2".into());
-    put(&mut tags, "vsn_min", "2".into());
-    put(&mut tags, "vsn_max", "3".into());
-    put(&mut tags, "acls", "0".into());
-    if o.server {
-        put(&mut tags, "port", o.server_port.to_string());
-        put(&mut tags, "raft_vsn", "3".into());
-        put(&mut tags, "wan_join_port", "8302".into());
-        if o.bootstrap_expect > 0 {
-            put(&mut tags, "expect", o.bootstrap_expect.to_string());
-        }
-    }
-    Member {
-        name: o.node_name.clone(),
-        addr: o.advertise_addr.to_string(),
-        port: o.serf_lan_port,
-        tags,
-        status: 1,
-        protocol_min: 1,
-        protocol_max: 5,
-        protocol_cur: 2,
-        delegate_min: 2,
-        delegate_max: 5,
-        delegate_cur: 4,
-    }
+    let name = agent.gossip.local_name();
+    agent
+        .gossip
+        .members()
+        .into_iter()
+        .find(|m| m.name == name)
+        .unwrap_or_else(|| Member {
+            name: agent.opts.node_name.clone(),
+            addr: agent.opts.advertise_addr.to_string(),
+            port: agent.opts.serf_lan_port,
+            tags: crate::agent::member_tags(&agent.opts),
+            status: 1,
+            protocol_min: 1,
+            protocol_max: 5,
+            protocol_cur: 2,
+            delegate_min: 2,
+            delegate_max: 5,
+            delegate_cur: 4,
+        })
 }
 
 /// The `Stats` of `/v1/agent/self`, printed by `info`.
-fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
+async fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
     let mut out: BTreeMap<String, BTreeMap<String, String>> = BTreeMap::new();
     let mut section = |name: &str, pairs: Vec<(&str, String)>| {
         out.insert(
@@ -156,27 +129,16 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
             ("version", registry_api::CONSUL_COMPAT_VERSION.to_string()),
         ],
     );
-    let m = agent.raft.raft.metrics().borrow().clone();
-    let leader_addr = m
-        .current_leader
-        .and_then(|id| {
-            m.membership_config
-                .membership()
-                .get_node(&id)
-                .map(|n| n.addr.clone())
-        })
-        .unwrap_or_default();
-    if agent.opts.server {
+    if let Some(raft) = &agent.raft {
+        let m = raft.raft.metrics().borrow().clone();
+        let leader_addr = raft.leader_addr().unwrap_or_default();
         section(
             "consul",
             vec![
                 ("acl", "disabled".into()),
                 ("bootstrap", agent.opts.bootstrap.to_string()),
                 ("known_datacenters", "1".into()),
-                (
-                    "leader",
-                    (m.current_leader == Some(agent.raft.id)).to_string(),
-                ),
+                ("leader", (m.current_leader == Some(raft.id)).to_string()),
                 ("leader_addr", leader_addr),
                 ("server", "true".into()),
             ],
@@ -197,8 +159,10 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
                 ("fsm_pending", "0".into()),
                 (
                     "last_contact",
-                    if m.current_leader == Some(agent.raft.id) {
+                    if m.current_leader == Some(raft.id) {
                         "0".into()
+                    } else if m.current_leader.is_some() {
+                        format!("{}ms", raft.last_contact_ms())
                     } else {
                         "never".into()
                     },
@@ -239,7 +203,7 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
             "consul",
             vec![
                 ("acl", "disabled".into()),
-                ("known_servers", "0".into()),
+                ("known_servers", agent.servers.servers().len().to_string()),
                 ("server", "false".into()),
             ],
         );
@@ -270,20 +234,13 @@ fn stats(agent: &Agent) -> BTreeMap<String, BTreeMap<String, String>> {
             ),
         ],
     );
-    let serf = vec![
-        ("coordinate_resets", "0".into()),
-        ("encrypted", "false".into()),
-        ("event_queue", "0".into()),
-        ("event_time", "1".into()),
-        ("failed", "0".into()),
-        ("health_score", "0".into()),
-        ("intent_queue", "0".into()),
-        ("left", "0".into()),
-        ("member_time", "1".into()),
-        ("members", "1".into()),
-        ("query_queue", "0".into()),
-        ("query_time", "1".into()),
-    ];
+    let serf: Vec<(String, String)> = agent
+        .gossip
+        .stats()
+        .await
+        .map(|m| m.into_iter().collect())
+        .unwrap_or_default();
+    let serf: Vec<(&str, String)> = serf.iter().map(|(k, v)| (k.as_str(), v.clone())).collect();
     section("serf_lan", serf.clone());
     if agent.opts.server {
         section("serf_wan", serf);
@@ -309,21 +266,32 @@ async fn agent_self(State(agent): State<Ctx>, params: Params) -> ApiResult<Respo
         debug_config: o.debug_config.clone(),
         coord: serde_json::json!({"Adjustment": 0, "Error": 1.5, "Height": 1e-5, "Vec": [0, 0, 0, 0, 0, 0, 0, 0]}),
         member: self_member(&agent),
-        stats: stats(&agent),
+        stats: stats(&agent).await,
         meta: o.node_meta.clone(),
     };
     Ok(json(StatusCode::OK, &body, pretty(&params)))
 }
 
 async fn members(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
-    let mut member = self_member(&agent);
-    if params.flag("wan") {
+    let members = if params.flag("wan") {
         if !agent.opts.server {
             return Ok(json(StatusCode::OK, &Vec::<Member>::new(), pretty(&params)));
         }
-        member.name = format!("{}.{}", member.name, agent.opts.datacenter);
-    }
-    let members = filter::apply(params.get("filter"), vec![member])?;
+        // No WAN pool yet: the servers of this datacenter, named `node.dc`.
+        agent
+            .gossip
+            .members()
+            .into_iter()
+            .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
+            .map(|mut m| {
+                m.name = format!("{}.{}", m.name, agent.opts.datacenter);
+                m
+            })
+            .collect()
+    } else {
+        agent.gossip.members()
+    };
+    let members = filter::apply(params.get("filter"), members)?;
     Ok(json(StatusCode::OK, &members, pretty(&params)))
 }
 
@@ -560,8 +528,9 @@ async fn service_maintenance(
 
 async fn leave(State(agent): State<Ctx>) -> ApiResult<Response> {
     tracing::info!("graceful leave requested");
-    let token = agent.token.clone();
+    agent.leave().await;
     // Answer first, then stop.
+    let token = agent.token.clone();
     tokio::spawn(async move {
         tokio::time::sleep(Duration::from_millis(100)).await;
         token.cancel();
@@ -577,19 +546,61 @@ async fn reload(State(agent): State<Ctx>) -> ApiResult<Response> {
     Ok(StatusCode::OK.into_response())
 }
 
-async fn join(State(_agent): State<Ctx>, Path(addr): Path<String>) -> ApiResult<Response> {
-    Err(ApiError::internal(format!(
-        "Failed to join {addr}: gossip membership is not available in this build yet (single-server mode)"
-    )))
+async fn join(
+    State(agent): State<Ctx>,
+    Path(addr): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
+    if params.flag("wan") {
+        return Err(ApiError::internal(
+            "WAN join is not supported yet (no WAN gossip pool)",
+        ));
+    }
+    let addrs = crate::agent::resolve_join(std::slice::from_ref(&addr)).await;
+    if addrs.is_empty() {
+        return Err(ApiError::internal(format!(
+            "1 error occurred:\n\t* Failed to resolve {addr}\n\n"
+        )));
+    }
+    match agent.gossip.join(addrs).await {
+        Ok(n) => {
+            tracing::info!(%addr, num_agents = n, "agent: Join LAN completed");
+            Ok(StatusCode::OK.into_response())
+        }
+        Err(e) => Err(ApiError::internal(format!(
+            "1 error occurred:\n\t* Failed to join {addr}: {e}\n\n"
+        ))),
+    }
 }
 
-async fn force_leave(State(agent): State<Ctx>, Path(node): Path<String>) -> ApiResult<Response> {
+async fn force_leave(
+    State(agent): State<Ctx>,
+    Path(node): Path<String>,
+    params: Params,
+) -> ApiResult<Response> {
     if node == agent.opts.node_name {
         return Err(ApiError::internal(
             "Cannot force-leave this agent; use leave",
         ));
     }
-    Err(ApiError::not_found(format!(
-        "agent: No node found with name '{node}'"
-    )))
+    match agent.gossip.force_leave(&node).await {
+        Ok(()) => {}
+        Err(crate::gossip::GossipError::UnknownMember(_)) => {
+            return Err(ApiError::not_found(format!(
+                "agent: No node found with name '{node}'"
+            )));
+        }
+        Err(e) => return Err(ApiError::internal(e.to_string())),
+    }
+    // `-prune` also drops the member and its catalog entry right away.
+    if params.flag("prune") && agent.raft.is_some() {
+        let dereg = registry_api::CatalogDeregistration {
+            node: node.clone(),
+            ..Default::default()
+        };
+        agent
+            .write(crate::state::Command::Deregister(dereg))
+            .await?;
+    }
+    Ok(StatusCode::OK.into_response())
 }

@@ -99,7 +99,7 @@ pub async fn read<T>(
     keys: &[WatchKey],
     view: impl Fn(&Store) -> T,
 ) -> ApiResult<(T, ReadMeta)> {
-    let raft = &agent.raft;
+    let raft = super::raft(agent)?;
     let known_leader = raft.known_leader();
     match opts.consistency {
         Consistency::Stale => {}
@@ -121,7 +121,7 @@ pub async fn read<T>(
         known_leader,
         last_contact_ms,
     };
-    let shared = &agent.raft.shared;
+    let shared = &raft.shared;
     if opts.index == 0 {
         let (data, index) = shared.read(|store| (view(store), store.view_index(keys)));
         return Ok((data, meta(index)));

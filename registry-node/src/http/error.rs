@@ -52,6 +52,7 @@ impl From<agent::Error> for ApiError {
             agent::Error::BadRequest(m) => ApiError::bad_request(m),
             agent::Error::NotFound(m) => ApiError::not_found(m),
             agent::Error::NoLeader => ApiError::no_leader(),
+            agent::Error::NoServers => ApiError::internal("No known Consul servers"),
             agent::Error::Rpc(m) => ApiError::internal(m),
         }
     }

@@ -1,5 +1,5 @@
-//! `/v1/event/*`: user events. They are not replicated through Raft; until
-//! gossip exists an event is seen only by the agent it was fired on.
+//! `/v1/event/*`: user events. They are not replicated through Raft: gossip
+//! carries them to every agent, each of which keeps its own list.
 
 use axum::Router;
 use axum::body::Bytes;
@@ -55,7 +55,12 @@ async fn fire(
         version: 1,
         ltime: 0,
     };
-    let event = agent.events.push(event);
+    let event = agent
+        .gossip
+        .fire_event(event)
+        .await
+        .map_err(|e| ApiError::internal(e.to_string()))?;
+    agent.events.record(event.clone());
     Ok(json(StatusCode::OK, &event, params.get("pretty").is_some()))
 }
 
@@ -70,7 +75,7 @@ async fn list(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
         if opts.index == 0 || index != opts.index || Instant::now() >= deadline {
             let meta = ReadMeta {
                 index,
-                known_leader: agent.raft.leader().is_some(),
+                known_leader: agent.has_leader(),
                 last_contact_ms: 0,
             };
             return Ok(reply(&events, &meta, &opts));

@@ -10,8 +10,10 @@ pub mod blocking;
 pub mod catalog;
 pub mod error;
 pub mod event;
+pub mod forward;
 pub mod health;
 pub mod kv;
+pub mod operator;
 pub mod params;
 pub mod session;
 pub mod status;
@@ -31,6 +33,7 @@ use tokio::net::TcpListener;
 use tower::ServiceExt;
 
 use crate::agent::Agent;
+pub use forward::api_handler;
 
 /// Handler state.
 pub type Ctx = Arc<Agent>;
@@ -39,20 +42,37 @@ pub type Ctx = Arc<Agent>;
 /// (KV values, transactions) with Consul's 413 message.
 const BODY_LIMIT: usize = 8 * 1024 * 1024;
 
-/// The full router.
+/// The router of an agent: the local endpoints (agent, events, UI) and, on a
+/// server, the endpoints of the replicated state; a client agent forwards
+/// those to a server.
 pub fn router(agent: Ctx) -> Router {
-    Router::new()
-        .merge(kv::routes())
-        .merge(catalog::routes())
-        .merge(health::routes())
+    let local = Router::new()
         .merge(agent::routes())
-        .merge(session::routes())
-        .merge(status::routes())
         .merge(event::routes())
-        .merge(txn::routes())
-        .merge(ui::routes())
-        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .merge(operator::local_routes())
+        .merge(ui::routes());
+    let app = if agent.raft.is_some() {
+        local
+            .merge(kv::routes())
+            .merge(catalog::routes())
+            .merge(health::routes())
+            .merge(session::routes())
+            .merge(status::routes())
+            .merge(txn::routes())
+            .merge(operator::routes())
+    } else {
+        local.fallback(forward::proxy)
+    };
+    app.layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(agent)
+}
+
+/// The Raft node behind a server-only endpoint (never mounted on clients).
+pub fn raft(agent: &Agent) -> Result<&crate::raft::RaftNode, error::ApiError> {
+    agent
+        .raft
+        .as_ref()
+        .ok_or_else(|| error::ApiError::internal("not a server"))
 }
 
 /// Adds the headers Consul sends on every response (a plain function, not a

@@ -44,6 +44,13 @@ impl Params {
             .collect()
     }
 
+    /// The parameters encoded back into a query string.
+    pub fn query_string(&self) -> String {
+        form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(self.0.iter())
+            .finish()
+    }
+
     /// Presence boolean: present and not `false`/`0`.
     pub fn flag(&self, name: &str) -> bool {
         self.get(name).is_some_and(|v| !matches!(v, "false" | "0"))

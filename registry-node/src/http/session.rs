@@ -139,7 +139,13 @@ async fn renew(
     params: Params,
 ) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
-    let session = agent.raft.shared.read(|s| s.session(&id).cloned());
+    let raft = super::raft(&agent)?;
+    if !raft.is_leader() {
+        // The leader keeps the TTL timers.
+        let uri = format!("/v1/session/renew/{id}?{}", params.query_string());
+        return super::forward::to_leader(&agent, "PUT", uri).await;
+    }
+    let session = raft.shared.read(|s| s.session(&id).cloned());
     let Some(session) = session else {
         return Err(ApiError::not_found(format!("Session id '{id}' not found")));
     };

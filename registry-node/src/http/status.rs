@@ -20,7 +20,7 @@ pub fn routes() -> Router<Ctx> {
 
 async fn leader(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
-    let metrics = agent.raft.raft.metrics().borrow().clone();
+    let metrics = super::raft(&agent)?.raft.metrics().borrow().clone();
     let addr = metrics
         .current_leader
         .and_then(|id| {
@@ -36,7 +36,7 @@ async fn leader(State(agent): State<Ctx>, params: Params) -> ApiResult<Response>
 
 async fn peers(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
     params.check_dc(&agent.opts.datacenter)?;
-    let metrics = agent.raft.raft.metrics().borrow().clone();
+    let metrics = super::raft(&agent)?.raft.metrics().borrow().clone();
     let membership = metrics.membership_config.membership();
     let peers: Vec<String> = membership
         .voter_ids()

@@ -253,6 +253,34 @@ impl LogStore {
         }
     }
 
+    /// Rewrites the Raft state before openraft starts, for `peers.json`
+    /// recovery ([`super::recovery`]): purges up to `purge` (a snapshot newer
+    /// than the log leaves no hole), appends `entry` and saves `vote`, as one
+    /// durable write. openraft must not be running on this store.
+    pub async fn force_recovery(
+        &self,
+        purge: Option<LogId<NodeId>>,
+        entry: Entry,
+        vote: Vote<NodeId>,
+    ) -> io::Result<()> {
+        let mut bytes = Vec::new();
+        {
+            let mut inner = self.lock();
+            if let Some(p) = purge {
+                bytes.extend(self.record(&Record::Purge(p))?);
+                inner.log = inner.log.split_off(&(p.index + 1));
+                inner.last_purged = Some(p);
+            }
+            bytes.extend(self.record(&Record::Entry(entry.clone()))?);
+            bytes.extend(self.record(&Record::Vote(vote))?);
+            inner.log.insert(entry.log_id.index, entry);
+            inner.vote = Some(vote);
+        }
+        let (tx, rx) = oneshot::channel();
+        self.submit(bytes, Done::Reply(tx))?;
+        rx.await.map_err(|_| io_err("raft log writer stopped"))?
+    }
+
     fn lock(&self) -> std::sync::MutexGuard<'_, LogInner> {
         self.inner.lock().expect("log store lock")
     }
@@ -290,7 +318,7 @@ fn finish(done: Done, result: io::Result<()>) {
 }
 
 /// Writes queued records in batches: one write and one fsync per batch.
-fn writer_loop(mut wal: Wal, _lock: File, inner: Arc<Mutex<LogInner>>, rx: mpsc::Receiver<Op>) {
+fn writer_loop(mut wal: Wal, lock: File, inner: Arc<Mutex<LogInner>>, rx: mpsc::Receiver<Op>) {
     let mut closed = None;
     while let Ok(first) = rx.recv() {
         let mut batch = vec![first];
@@ -323,6 +351,8 @@ fn writer_loop(mut wal: Wal, _lock: File, inner: Arc<Mutex<LogInner>>, rx: mpsc:
         }
     }
     drop(wal);
+    // Released before `close` returns: the caller may reopen the dir at once.
+    drop(lock);
     if let Some(done) = closed {
         let _ = done.send(());
     }

@@ -11,6 +11,7 @@
 pub mod cluster;
 pub mod log_store;
 pub mod network;
+pub mod recovery;
 pub mod service;
 pub mod state_machine;
 pub mod write;
@@ -159,6 +160,8 @@ pub(crate) struct Core {
     /// When an AppendEntries from a leader was last accepted (`X-Consul-LastContact`).
     contact: Arc<Mutex<Option<Instant>>>,
     started: Instant,
+    /// Answers HTTP calls forwarded by client agents (set by the agent).
+    api: Arc<std::sync::OnceLock<Arc<dyn crate::rpc::ApiHandler>>>,
 }
 
 impl Core {
@@ -285,6 +288,8 @@ impl RaftNode {
             None => (log_store::LogStore::in_memory(), None),
         };
         let sm = state_machine::StateMachine::open(shared.clone(), snapshot_dir)?;
+        // `peers.json` rewrites the configuration before openraft reads it.
+        recovery::apply_peers_json(opts.dir.as_deref(), id, &log_store, &shared).await?;
         let rpc = RpcClient::new();
         let network = network::Network {
             id,
@@ -301,6 +306,7 @@ impl RaftNode {
             },
             contact: Arc::default(),
             started: Instant::now(),
+            api: Arc::default(),
         };
         let (batch_tx, batch_rx) = mpsc::channel(MAX_BATCH * 4);
         tokio::spawn(write::batch_loop(
@@ -353,6 +359,31 @@ impl RaftNode {
             }
         }
         Ok(node)
+    }
+
+    /// Runs an HTTP API call on the server at `addr` (a follower asking the
+    /// leader to make a change only the leader can make).
+    pub async fn call_http(
+        &self,
+        addr: &str,
+        call: crate::rpc::HttpCall,
+    ) -> Result<crate::rpc::HttpReply, crate::rpc::RpcError> {
+        match self
+            .core
+            .rpc
+            .call(addr, RpcRequest::Http(call), COMMIT_TIMEOUT)
+            .await?
+        {
+            RpcResponse::Http(reply) => Ok(reply),
+            _ => Err(crate::rpc::RpcError::Unexpected {
+                addr: addr.to_string(),
+            }),
+        }
+    }
+
+    /// Lets this server answer HTTP calls forwarded by client agents.
+    pub fn set_api_handler(&self, handler: Arc<dyn crate::rpc::ApiHandler>) {
+        let _ = self.core.api.set(handler);
     }
 
     /// The client this server calls its peers with (tests cut links through it).

@@ -45,6 +45,18 @@ impl RpcHandler for RaftService {
                 }))
             }
             RpcRequest::ReadIndex => RpcResponse::ReadIndex(self.read_index().await),
+            RpcRequest::Apply(reqs) => {
+                // Not marked forwarded: this server routes it to the leader.
+                let result = write::submit(&self.batch_tx, reqs, false).await;
+                RpcResponse::Apply(result.map_err(|e| match e {
+                    super::WriteError::NoLeader => RemoteRefusal::NotLeader,
+                    super::WriteError::Fatal(m) => RemoteRefusal::Failed(m),
+                }))
+            }
+            RpcRequest::Http(call) => match self.core.api.get() {
+                Some(api) => RpcResponse::Http(api.http(call).await),
+                None => RpcResponse::Error("server is starting".into()),
+            },
             RpcRequest::Ping => {
                 let m = self.core.raft.metrics().borrow().clone();
                 RpcResponse::Pong(PeerStatus {

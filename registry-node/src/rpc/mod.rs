@@ -62,6 +62,42 @@ pub enum RpcRequest {
     /// Liveness probe; the answer says whether the callee already has Raft
     /// state (what `-bootstrap-expect` must know before bootstrapping).
     Ping,
+    /// A client agent's writes (its anti-entropy sync): the callee commits
+    /// them through its own write path, forwarding to the leader if need be.
+    Apply(Vec<Request>),
+    /// An HTTP API call a client agent forwards to a server, answered by the
+    /// server's own router (catalog, KV, health, session, txn, status...).
+    Http(HttpCall),
+}
+
+/// An HTTP request carried over server RPC (bodies base64 in the JSON frame).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpCall {
+    /// Method (`GET`, `PUT`...).
+    pub method: String,
+    /// Path and query string.
+    pub uri: String,
+    /// Request headers worth forwarding.
+    pub headers: Vec<(String, String)>,
+    /// Base64 body.
+    pub body: String,
+}
+
+/// The answer to an [`HttpCall`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpReply {
+    /// Status code.
+    pub status: u16,
+    /// Response headers.
+    pub headers: Vec<(String, String)>,
+    /// Base64 body.
+    pub body: String,
+}
+
+/// Answers forwarded HTTP calls on a server; set by the agent once its router exists.
+pub trait ApiHandler: Send + Sync + 'static {
+    /// Runs `call` through the server's HTTP router.
+    fn http(&self, call: HttpCall) -> futures::future::BoxFuture<'static, HttpReply>;
 }
 
 /// Why the leader refused a forwarded write or read-index request.
@@ -103,6 +139,10 @@ pub enum RpcResponse {
     ReadIndex(Result<u64, RemoteRefusal>),
     /// Answer to [`RpcRequest::Ping`].
     Pong(PeerStatus),
+    /// Answer to [`RpcRequest::Apply`]: one response per request, in order.
+    Apply(Result<Vec<Response>, RemoteRefusal>),
+    /// Answer to [`RpcRequest::Http`].
+    Http(HttpReply),
     /// The server could not handle the frame (undecodable, shutting down).
     Error(String),
 }

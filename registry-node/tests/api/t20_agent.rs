@@ -171,7 +171,7 @@ async fn ttl_checks_and_agent_health() {
     // --- step: the TTL expires without updates
     let agent = a.handle.agent.clone();
     wait_for(Duration::from_secs(5), "TTL expiry", || {
-        agent.raft.shared.read(|s| {
+        agent.server_raft().expect("server").shared.read(|s| {
             s.catalog()
                 .check(&agent.opts.node_name, "api-ttl")
                 .is_some_and(|c| c.status == "critical" && c.output == "TTL expired")

@@ -125,7 +125,11 @@ async fn ttl_expiry_releases_lock_and_lock_delay_holds() {
     );
     let agent = a.handle.agent.clone();
     wait_for(Duration::from_secs(5), "session expiry", || {
-        agent.raft.shared.read(|s| s.session(&id).is_none())
+        agent
+            .server_raft()
+            .expect("server")
+            .shared
+            .read(|s| s.session(&id).is_none())
     })
     .await;
     let (v, _) = get_json(&a, "/v1/kv/leader").await;

@@ -42,7 +42,14 @@ async fn snapshot_and_compaction_survive_restart() {
     let (before, _) = get_json(&a, "/v1/kv/s/?recurse").await;
     let agent = a.handle.agent.clone();
     registry_node::testing::wait_for(std::time::Duration::from_secs(10), "snapshot", || {
-        agent.raft.raft.metrics().borrow().snapshot.is_some()
+        agent
+            .server_raft()
+            .expect("server")
+            .raft
+            .metrics()
+            .borrow()
+            .snapshot
+            .is_some()
     })
     .await;
     a.shutdown().await;

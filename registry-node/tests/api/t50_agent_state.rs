@@ -94,7 +94,7 @@ async fn anti_entropy_reverts_outside_catalog_edits() {
     // --- step: the next sync puts the agent's view back
     let agent = a.handle.agent.clone();
     wait_for(Duration::from_secs(10), "anti-entropy", || {
-        agent.raft.shared.read(|s| {
+        agent.server_raft().expect("server").shared.read(|s| {
             let svcs: Vec<_> = s.catalog().node_services(&node).cloned().collect();
             svcs.iter()
                 .any(|s| s.id == "web1" && s.port == 80 && s.tags == ["v1"])
@@ -118,7 +118,8 @@ async fn critical_service_is_deregistered_after_timeout() {
     let agent = a.handle.agent.clone();
     wait_for(Duration::from_secs(10), "service reaped", || {
         agent
-            .raft
+            .server_raft()
+            .expect("server")
             .shared
             .read(|s| s.catalog().service_nodes("flaky").is_empty())
     })

@@ -10,6 +10,7 @@ mod t20_failover;
 mod t30_no_quorum;
 mod t35_partition;
 mod t40_membership;
+mod t60_peers_json;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
@@ -162,6 +163,11 @@ impl TestCluster {
 
     /// Restarts server `i` on its data dir and RPC address.
     pub async fn restart(&mut self, i: usize) {
+        self.try_restart(i).await.expect("raft restarts");
+    }
+
+    /// Like [`TestCluster::restart`], returning the start error.
+    pub async fn try_restart(&mut self, i: usize) -> anyhow::Result<()> {
         assert!(self.nodes[i].is_none(), "server {i} is running");
         let addr = self.addrs[i];
         let deadline = Instant::now() + WAIT;
@@ -181,9 +187,14 @@ impl TestCluster {
             listener,
             CancellationToken::new(),
         )
-        .await
-        .expect("raft restarts");
+        .await?;
         self.nodes[i] = Some(node);
+        Ok(())
+    }
+
+    /// Server `i`'s Raft directory (`<data-dir>/raft`).
+    pub fn raft_dir(&self, i: usize) -> std::path::PathBuf {
+        self.dirs[i].path().join("raft")
     }
 
     /// The value of `key` in server `i`'s applied state.
