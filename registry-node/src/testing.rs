@@ -266,6 +266,33 @@ impl TestCluster {
         self.nodes[i].agent = Some(agent);
     }
 
+    /// Cuts (or restores) every link between agent `i` and the others, both
+    /// directions: gossip datagrams are dropped and server RPC calls fail as
+    /// unreachable (a network partition as the agents see it).
+    pub fn isolate(&self, i: usize, cut: bool) {
+        let addr = |port: u16| std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let me = &self.nodes[i];
+        for j in self.live() {
+            if j == i {
+                continue;
+            }
+            let other = &self.nodes[j];
+            crate::gossip::transport::faults::set(addr(me.ports.2), addr(other.ports.2), cut);
+            let (a, b) = (self.agent(i).agent(), self.agent(j).agent());
+            // Each side's RPC towards the other's server port, if it has one.
+            for (from, to) in [(a, other), (b, me)] {
+                if to.ports.1 == 0 {
+                    continue;
+                }
+                let target = addr(to.ports.1).to_string();
+                match &from.raft {
+                    Some(raft) => raft.rpc_client().set_blocked(&target, cut),
+                    None => from.servers.rpc_client().set_blocked(&target, cut),
+                }
+            }
+        }
+    }
+
     /// Stops every running agent.
     pub async fn shutdown(mut self) {
         for i in self.live() {

@@ -87,6 +87,7 @@ impl ServerPool {
             return Err(Error::NoServers);
         }
         let mut last = None;
+        let mut no_leader = false;
         for addr in candidates {
             match self
                 .rpc
@@ -97,10 +98,9 @@ impl ServerPool {
                     self.keep(&addr);
                     return Ok(responses);
                 }
-                Ok(RpcResponse::Apply(Err(RemoteRefusal::NotLeader))) => {
-                    self.keep(&addr);
-                    return Err(Error::NoLeader);
-                }
+                // That server knows no leader; another one (the other side of a
+                // partition) may.
+                Ok(RpcResponse::Apply(Err(RemoteRefusal::NotLeader))) => no_leader = true,
                 Ok(RpcResponse::Apply(Err(RemoteRefusal::Failed(m)))) => return Err(Error::Rpc(m)),
                 Ok(_) => return Err(Error::Rpc(format!("unexpected answer from {addr}"))),
                 Err(e) if e.is_unreachable() => {
@@ -110,10 +110,19 @@ impl ServerPool {
                 Err(e) => return Err(Error::Rpc(e.to_string())),
             }
         }
+        if no_leader {
+            return Err(Error::NoLeader);
+        }
         Err(Error::Rpc(format!(
             "no server could be reached: {}",
             last.map(|e| e.to_string()).unwrap_or_default()
         )))
+    }
+
+    /// The RPC client (tests cut links through it).
+    #[cfg(feature = "test-util")]
+    pub fn rpc_client(&self) -> &RpcClient {
+        &self.rpc
     }
 
     /// Runs an HTTP API call on a server. Reads (`idempotent`) move on to

@@ -65,6 +65,10 @@ impl Transport for UdpTransport {
     }
 
     fn send_to(&self, to: SocketAddr, packet: &[u8]) -> io::Result<()> {
+        #[cfg(feature = "test-util")]
+        if faults::is_cut(self.local, to) {
+            return Ok(());
+        }
         match self.sender.send_to(packet, to) {
             // A full socket buffer is a dropped datagram; SWIM tolerates loss.
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(()),
@@ -73,9 +77,45 @@ impl Transport for UdpTransport {
     }
 
     async fn recv(&mut self) -> io::Result<(SocketAddr, Vec<u8>)> {
-        // `recv_from` is cancel-safe: no datagram is consumed unless it returns.
-        let (n, from) = self.socket.recv_from(&mut self.buf).await?;
-        Ok((from, self.buf[..n].to_vec()))
+        loop {
+            // `recv_from` is cancel-safe: no datagram is consumed unless it returns.
+            let (n, from) = self.socket.recv_from(&mut self.buf).await?;
+            #[cfg(feature = "test-util")]
+            if faults::is_cut(from, self.local) {
+                continue;
+            }
+            return Ok((from, self.buf[..n].to_vec()));
+        }
+    }
+}
+
+/// Cut links between UDP gossip addresses, for tests of agents on real
+/// sockets in one process (addresses are unique per test, so one table serves
+/// tests running in parallel).
+#[cfg(feature = "test-util")]
+pub mod faults {
+    use std::collections::HashSet;
+    use std::net::SocketAddr;
+    use std::sync::{LazyLock, Mutex};
+
+    static CUT: LazyLock<Mutex<HashSet<(SocketAddr, SocketAddr)>>> = LazyLock::new(Mutex::default);
+
+    /// Cuts (or restores) the link between `a` and `b`, both directions.
+    pub fn set(a: SocketAddr, b: SocketAddr, cut: bool) {
+        let mut links = CUT.lock().expect("faults lock");
+        for pair in [(a, b), (b, a)] {
+            if cut {
+                links.insert(pair);
+            } else {
+                links.remove(&pair);
+            }
+        }
+    }
+
+    /// True when datagrams from `from` to `to` are dropped.
+    pub fn is_cut(from: SocketAddr, to: SocketAddr) -> bool {
+        let links = CUT.lock().expect("faults lock");
+        !links.is_empty() && links.contains(&(from, to))
     }
 }
 

@@ -7,6 +7,7 @@ mod t20_leave;
 mod t30_failure;
 mod t40_quorum;
 mod t50_gossip;
+mod t60_partition;
 
 use std::time::Duration;
 
