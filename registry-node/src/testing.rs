@@ -131,8 +131,14 @@ impl TestCluster {
         c
     }
 
-    /// Starts one more agent that joins the first one; returns its index.
-    pub async fn add_node(&mut self, server: bool, expect: u32) -> usize {
+    /// A cluster with no agent yet (add them with [`TestCluster::add_with`]).
+    pub fn empty() -> TestCluster {
+        TestCluster { nodes: Vec::new() }
+    }
+
+    /// The options [`TestCluster::add_node`] uses for the next agent: named
+    /// `serverN`/`clientN`, joining the first agent.
+    pub fn options(&self, server: bool, expect: u32) -> AgentOptions {
         let i = self.nodes.len();
         let mut opts = AgentOptions::for_test();
         opts.node_name = format!("{}{i}", if server { "server" } else { "client" });
@@ -143,6 +149,19 @@ impl TestCluster {
         if let Some(first) = self.nodes.first() {
             opts.join = vec![format!("127.0.0.1:{}", first.ports.2)];
         }
+        opts
+    }
+
+    /// Starts one more agent that joins the first one; returns its index.
+    pub async fn add_node(&mut self, server: bool, expect: u32) -> usize {
+        let opts = self.options(server, expect);
+        self.add_with(opts).await
+    }
+
+    /// Starts one more agent with `opts` (its data dir is a fresh temp dir).
+    pub async fn add_with(&mut self, mut opts: AgentOptions) -> usize {
+        let i = self.nodes.len();
+        let server = opts.server;
         let dir = tempfile::tempdir().expect("temp dir");
         opts.data_dir = Some(dir.path().to_path_buf());
         let listeners = Listeners::loopback(server).await.expect("bind");

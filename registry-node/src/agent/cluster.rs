@@ -37,6 +37,8 @@ pub const DEFAULT_SERF_LAN_PORT: u16 = 8301;
 pub const ALIVE_OUTPUT: &str = "Agent alive and reachable";
 /// The output of `serfHealth` for a failed member.
 pub const FAILED_OUTPUT: &str = "Agent not live or unreachable";
+/// The service every server registers.
+const CONSUL_SERVICE: &str = "consul";
 /// How often the leader reconciles even without membership changes.
 const RECONCILE_INTERVAL: Duration = Duration::from_secs(5);
 
@@ -516,21 +518,29 @@ struct ReconcileState {
 async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut ReconcileState) {
     let dc = agent.opts.datacenter.clone();
     let members = agent.gossip.members();
-    let (catalog_nodes, serf_status): (HashMap<String, String>, HashMap<String, String>) =
-        raft.shared.read(|s| {
-            let nodes = s
-                .catalog()
-                .nodes()
-                .map(|n| (n.node.clone(), n.address.clone()))
-                .collect();
-            let serf = s
-                .catalog()
-                .all_checks()
-                .filter(|c| c.check_id == SERF_CHECK_ID)
-                .map(|c| (c.node.clone(), c.status.clone()))
-                .collect();
-            (nodes, serf)
-        });
+    let (catalog_nodes, serf_status, consul_nodes): (
+        HashMap<String, String>,
+        HashMap<String, String>,
+        HashSet<String>,
+    ) = raft.shared.read(|s| {
+        let nodes = s
+            .catalog()
+            .nodes()
+            .map(|n| (n.node.clone(), n.address.clone()))
+            .collect();
+        let serf = s
+            .catalog()
+            .all_checks()
+            .filter(|c| c.check_id == SERF_CHECK_ID)
+            .map(|c| (c.node.clone(), c.status.clone()))
+            .collect();
+        let consul = s
+            .catalog()
+            .instances(CONSUL_SERVICE)
+            .map(|(n, _)| n.node.clone())
+            .collect();
+        (nodes, serf, consul)
+    });
     let mut known = HashSet::new();
     for m in &members {
         if m.tags.get(tags::DC).map(String::as_str) != Some(dc.as_str()) {
@@ -541,8 +551,10 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
         match status {
             MemberStatus::Alive => {
                 state.failed_since.remove(&m.name);
+                let is_server = server_addr(m, &dc).is_some();
                 let healthy = serf_status.get(&m.name).map(String::as_str) == Some(PASSING)
-                    && catalog_nodes.contains_key(&m.name);
+                    && catalog_nodes.contains_key(&m.name)
+                    && (!is_server || consul_nodes.contains(&m.name));
                 if !healthy {
                     set_serf_health(agent, m, PASSING, ALIVE_OUTPUT).await;
                 }
@@ -614,7 +626,7 @@ async fn set_serf_health(agent: &Agent, m: &Member, status: &str, output: &str) 
         }],
         ..Default::default()
     };
-    let reg = if status == PASSING && m.name == agent.opts.node_name {
+    let mut reg = if status == PASSING && m.name == agent.opts.node_name {
         // Our own entry carries meta and tagged addresses.
         let mut own = agent.node_registration();
         own.checks = reg.checks;
@@ -627,6 +639,14 @@ async fn set_serf_health(agent: &Agent, m: &Member, status: &str, output: &str) 
     } else {
         reg
     };
+    // Every alive server is an instance of the `consul` service.
+    if status == PASSING
+        && let Some(port) = server_addr(m, &agent.opts.datacenter)
+            .and_then(|a| a.parse::<SocketAddr>().ok())
+            .map(|a| a.port())
+    {
+        reg.service = Some(super::consul_service(port));
+    }
     if let Err(e) = agent.write(Command::Register(Box::new(reg))).await {
         tracing::warn!(member = %m.name, error = %e, "failed to update serfHealth");
     }

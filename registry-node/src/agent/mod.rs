@@ -349,6 +349,29 @@ impl HealthView for LocalHealth {
     }
 }
 
+/// The `consul` service instance of a server with RPC port `port`.
+pub fn consul_service(port: u16) -> NodeService {
+    let meta = [
+        ("raft_version", "3"),
+        ("serf_protocol_current", "2"),
+        ("serf_protocol_max", "5"),
+        ("serf_protocol_min", "1"),
+        ("version", registry_api::CONSUL_COMPAT_VERSION),
+        ("non_voter", "false"),
+        ("read_replica", "false"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    NodeService {
+        id: "consul".into(),
+        service: "consul".into(),
+        port,
+        meta,
+        ..Default::default()
+    }
+}
+
 /// Milliseconds since the epoch (stamped on every Raft write).
 pub fn now_ms() -> u64 {
     SystemTime::now()
@@ -647,24 +670,7 @@ impl Agent {
             ..Default::default()
         });
         if self.opts.server {
-            let mut meta = BTreeMap::new();
-            meta.insert("raft_version".to_string(), "3".to_string());
-            meta.insert("serf_protocol_current".to_string(), "2".to_string());
-            meta.insert("serf_protocol_max".to_string(), "5".to_string());
-            meta.insert("serf_protocol_min".to_string(), "1".to_string());
-            meta.insert(
-                "version".to_string(),
-                registry_api::CONSUL_COMPAT_VERSION.to_string(),
-            );
-            meta.insert("non_voter".to_string(), "false".to_string());
-            meta.insert("read_replica".to_string(), "false".to_string());
-            reg.service = Some(NodeService {
-                id: "consul".into(),
-                service: "consul".into(),
-                port: self.opts.server_port,
-                meta,
-                ..Default::default()
-            });
+            reg.service = Some(consul_service(self.opts.server_port));
         }
         self.write(Command::Register(Box::new(reg)))
             .await

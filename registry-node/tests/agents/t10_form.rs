@@ -65,6 +65,12 @@ async fn three_servers_and_a_client_form_one_cluster() {
             == Some(4)
     })
     .await;
+    // Every server is an instance of the `consul` service.
+    eventually(WAIT, "three consul instances", || async {
+        let (_, rows) = get(client, "/v1/catalog/service/consul").await;
+        rows.as_array().is_some_and(|a| a.len() == 3)
+    })
+    .await;
     // A service registered on the client is discoverable from a server.
     let (status, _) = put(
         client,

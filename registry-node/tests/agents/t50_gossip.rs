@@ -82,3 +82,56 @@ async fn force_leave_marks_a_failed_member_left() {
     .await;
     c.shutdown().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn keyring_rotation_reaches_every_member() {
+    use registry_node::gossip::{Keyring, KeyringOp, keygen};
+    use registry_node::testing::TestCluster;
+
+    let old = keygen();
+    let new = keygen();
+    let mut c = TestCluster::empty();
+    for i in 0..3 {
+        let mut opts = c.options(i == 0, 1);
+        opts.gossip.keyring = Some(Keyring::new(&old).expect("key"));
+        c.add_with(opts).await;
+    }
+    c.wait_leader().await;
+    c.wait_members_alive(3).await;
+
+    let a = c.agent(1);
+    for (method, key) in [("POST", &new), ("PUT", &new), ("DELETE", &old)] {
+        let resp = a
+            .http
+            .request(
+                method.parse().expect("method"),
+                a.url("/v1/operator/keyring"),
+            )
+            .body(format!(r#"{{"Key": "{key}"}}"#))
+            .send()
+            .await
+            .expect("keyring call");
+        assert_eq!(resp.status(), 200, "{method} {key}");
+    }
+    for i in 0..3 {
+        let gossip = c.agent(i).agent().gossip.clone();
+        let new = new.clone();
+        eventually(WAIT, "only the new key everywhere", || {
+            let gossip = gossip.clone();
+            let new = new.clone();
+            async move { gossip.keyring(KeyringOp::List).await.ok() == Some(vec![new]) }
+        })
+        .await;
+    }
+    // The pool still talks: an event fired now reaches everyone.
+    let (status, _) = put(c.agent(2), "/v1/event/fire/rotated", "").await;
+    assert_eq!(status, 200);
+    for i in 0..3 {
+        eventually(WAIT, "event after rotation", || async {
+            let (_, events) = get(c.agent(i), "/v1/event/list?name=rotated").await;
+            events.as_array().is_some_and(|a| a.len() == 1)
+        })
+        .await;
+    }
+    c.shutdown().await;
+}
