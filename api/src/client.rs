@@ -38,6 +38,7 @@ use crate::duration::format_duration;
 use crate::event::UserEvent;
 use crate::health::{CheckServiceNode, HealthCheck};
 use crate::kv::KVPair;
+use crate::operator::{KeyringRequest, KeyringResponse, RaftConfiguration};
 use crate::query::{
     Consistency, DEFAULT_WAIT, HEADER_INDEX, HEADER_KNOWN_LEADER, HEADER_LAST_CONTACT,
     HEADER_TOKEN, QueryMeta, QueryOptions,
@@ -201,6 +202,15 @@ pub struct EventFireOptions {
     pub service: Option<String>,
     /// Tag filter (needs `service`).
     pub tag: Option<String>,
+}
+
+/// The peer `DELETE /v1/operator/raft/peer` removes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RaftPeer<'a> {
+    /// By server RPC address (`ip:port`): `?address=`.
+    Address(&'a str),
+    /// By server (node) ID: `?id=`.
+    Id(&'a str),
 }
 
 /// Computes the `?index=` for the next blocking read from the previous one and
@@ -960,6 +970,84 @@ impl Client {
     }
 
     // ---------------------------------------------------------------------------
+    // Operator
+
+    /// `GET /v1/operator/raft/configuration[?stale]`: the Raft servers (servers only).
+    pub async fn raft_configuration(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(RaftConfiguration, QueryMeta), ClientError> {
+        self.read_required("/v1/operator/raft/configuration", &[], opts)
+            .await
+    }
+
+    /// `DELETE /v1/operator/raft/peer?address=|id=`: removes a server from the
+    /// Raft configuration.
+    pub async fn raft_remove_peer(&self, peer: RaftPeer<'_>) -> Result<(), ClientError> {
+        let param = match peer {
+            RaftPeer::Address(address) => ("address", address.to_string()),
+            RaftPeer::Id(id) => ("id", id.to_string()),
+        };
+        self.write(
+            Method::DELETE,
+            "/v1/operator/raft/peer",
+            &[param],
+            Body::None,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// `GET /v1/operator/keyring`: the installed gossip keys, one answer per pool.
+    /// `relay_factor` (0–5) and `local_only` are sent only when set, as Consul's client does.
+    pub async fn keyring_list(
+        &self,
+        relay_factor: u8,
+        local_only: bool,
+    ) -> Result<Vec<KeyringResponse>, ClientError> {
+        let mut params = keyring_params(relay_factor);
+        if local_only {
+            params.push(("local-only", "true".to_string()));
+        }
+        let opts = QueryOptions::default();
+        Ok(self
+            .read_required("/v1/operator/keyring", &params, &opts)
+            .await?
+            .0)
+    }
+
+    /// `POST /v1/operator/keyring`: installs a new gossip key on every member.
+    pub async fn keyring_install(&self, key: &str, relay_factor: u8) -> Result<(), ClientError> {
+        self.keyring_change(Method::POST, key, relay_factor).await
+    }
+
+    /// `PUT /v1/operator/keyring`: makes an installed key the primary one.
+    pub async fn keyring_use(&self, key: &str, relay_factor: u8) -> Result<(), ClientError> {
+        self.keyring_change(Method::PUT, key, relay_factor).await
+    }
+
+    /// `DELETE /v1/operator/keyring`: removes a key that is not the primary one.
+    pub async fn keyring_remove(&self, key: &str, relay_factor: u8) -> Result<(), ClientError> {
+        self.keyring_change(Method::DELETE, key, relay_factor).await
+    }
+
+    async fn keyring_change(
+        &self,
+        method: Method,
+        key: &str,
+        relay_factor: u8,
+    ) -> Result<(), ClientError> {
+        let body = KeyringRequest {
+            key: key.to_string(),
+        };
+        let body = serde_json::to_vec(&body).map_err(ClientError::Encode)?;
+        let params = keyring_params(relay_factor);
+        self.write(method, "/v1/operator/keyring", &params, Body::Json(body))
+            .await
+            .map(drop)
+    }
+
+    // ---------------------------------------------------------------------------
     // Sessions
 
     /// `PUT /v1/session/create`: the new session's ID.
@@ -1084,6 +1172,15 @@ impl Client {
 /// `/v1/kv/<key>` with the key escaped; a leading `/` is dropped, as Consul's client does.
 fn kv_path(key: &str) -> String {
     format!("/v1/kv/{}", escape_path(key.trim_start_matches('/')))
+}
+
+/// `?relay-factor=N` when non-zero.
+fn keyring_params(relay_factor: u8) -> Vec<(&'static str, String)> {
+    if relay_factor > 0 {
+        vec![("relay-factor", relay_factor.to_string())]
+    } else {
+        Vec::new()
+    }
 }
 
 /// Decodes a JSON body; an empty body or `null` is `None`.
@@ -1352,5 +1449,88 @@ mod tests {
         let (status, answer) = client.txn(&[]).await.unwrap();
         assert_eq!(status, 409);
         assert_eq!(answer.errors.unwrap()[0].what, "key doesn't exist");
+    }
+    #[tokio::test]
+    async fn raft_configuration_and_remove_peer() {
+        let body = r#"{"Servers":[{"ID":"id-1","Node":"n1","Address":"127.0.0.1:8300","Leader":true,"ProtocolVersion":"3","Voter":true,"LastIndex":9}],"Index":4}"#;
+        let (addr, server) = serve_once("200 OK", &[("X-Consul-Index", "4")], body).await;
+        let client = Client::new(&addr).unwrap();
+        let opts = QueryOptions {
+            consistency: Consistency::Stale,
+            ..QueryOptions::default()
+        };
+        let (config, meta) = client.raft_configuration(&opts).await.unwrap();
+        assert_eq!((config.index, meta.last_index), (4, 4));
+        assert_eq!(config.servers[0].node, "n1");
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("GET /v1/operator/raft/configuration?stale= "),
+            "{request}"
+        );
+
+        let (addr, server) = serve_once("200 OK", &[], "").await;
+        let client = Client::new(&addr).unwrap();
+        client
+            .raft_remove_peer(RaftPeer::Address("10.0.0.9:8300"))
+            .await
+            .unwrap();
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("DELETE /v1/operator/raft/peer?address=10.0.0.9%3A8300 "),
+            "{request}"
+        );
+        let (addr, server) = serve_once("200 OK", &[], "").await;
+        let client = Client::new(&addr).unwrap();
+        client.raft_remove_peer(RaftPeer::Id("abc")).await.unwrap();
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("DELETE /v1/operator/raft/peer?id=abc "),
+            "{request}"
+        );
+    }
+
+    #[tokio::test]
+    async fn keyring_methods_send_consul_requests() {
+        let body = r#"[{"WAN":false,"Datacenter":"dc1","Segment":"","Keys":{"k1":1},"PrimaryKeys":{"k1":1},"NumNodes":1}]"#;
+        let (addr, server) = serve_once("200 OK", &[], body).await;
+        let client = Client::new(&addr).unwrap();
+        let pools = client.keyring_list(2, true).await.unwrap();
+        assert_eq!(pools.len(), 1);
+        assert_eq!(pools[0].keys.get("k1"), Some(&1));
+        let request = server.await.unwrap();
+        assert!(
+            request.starts_with("GET /v1/operator/keyring?relay-factor=2&local-only=true "),
+            "{request}"
+        );
+
+        for (method, expected) in [("install", "POST"), ("use", "PUT"), ("remove", "DELETE")] {
+            let (addr, server) = serve_once("200 OK", &[], "").await;
+            let client = Client::new(&addr).unwrap();
+            let result = match method {
+                "install" => client.keyring_install("a2V5", 0).await,
+                "use" => client.keyring_use("a2V5", 0).await,
+                _ => client.keyring_remove("a2V5", 0).await,
+            };
+            result.unwrap();
+            let request = server.await.unwrap();
+            assert!(
+                request.starts_with(&format!("{expected} /v1/operator/keyring HTTP/1.1")),
+                "{request}"
+            );
+            assert!(request.ends_with(r#"{"Key":"a2V5"}"#), "{request}");
+        }
+
+        let (addr, _server) = serve_once(
+            "500 Internal Server Error",
+            &[],
+            "gossip encryption is not enabled",
+        )
+        .await;
+        let client = Client::new(&addr).unwrap();
+        let err = client.keyring_list(0, false).await.unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Unexpected response code: 500 (gossip encryption is not enabled)"
+        );
     }
 }

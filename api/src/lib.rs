@@ -6,7 +6,8 @@
 //! the way Go's decoder does (case-insensitive, snake_case accepted).
 //!
 //! # Layout
-//! - [`kv`], [`catalog`], [`health`], [`agent`], [`session`], [`txn`], [`event`]: wire types.
+//! - [`kv`], [`catalog`], [`health`], [`agent`], [`session`], [`txn`], [`event`],
+//!   [`operator`]: wire types.
 //! - [`query`]: query parameters and the `X-Consul-*` headers of blocking reads.
 //! - [`duration`]: Go duration strings (`"10s"`).
 //! - [`decode`]: Go-compatible lenient JSON decoding; [`gojson`]: Go-compatible indented output.
@@ -21,6 +22,7 @@ pub mod event;
 pub mod gojson;
 pub mod health;
 pub mod kv;
+pub mod operator;
 pub mod query;
 pub mod session;
 pub mod txn;
@@ -34,6 +36,7 @@ pub use duration::GoDuration;
 pub use event::*;
 pub use health::*;
 pub use kv::*;
+pub use operator::*;
 pub use query::*;
 pub use session::*;
 pub use txn::*;

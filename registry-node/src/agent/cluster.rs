@@ -513,6 +513,10 @@ struct ReconcileState {
     failed_since: HashMap<String, Instant>,
     /// Servers being added (the catch-up can take a while).
     adding: Arc<std::sync::Mutex<HashSet<NodeId>>>,
+    /// Members this leader has seen in gossip. Only those are reaped when they
+    /// disappear: a leader elected before its gossip has (re)joined sees an
+    /// empty pool, and must not take that for everyone being gone.
+    seen: HashSet<String>,
 }
 
 async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut ReconcileState) {
@@ -547,6 +551,7 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
             continue;
         }
         known.insert(m.name.clone());
+        state.seen.insert(m.name.clone());
         let status = MemberStatus::from_code(m.status);
         match status {
             MemberStatus::Alive => {
@@ -601,7 +606,7 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
     }
     // Reaped members: nodes with a serfHealth check that gossip no longer knows.
     for node in serf_status.keys() {
-        if !known.contains(node) && *node != agent.opts.node_name {
+        if state.seen.contains(node) && !known.contains(node) && *node != agent.opts.node_name {
             tracing::info!(member = %node, "consul: member reaped, deregistering");
             deregister_node(agent, node).await;
         }

@@ -56,4 +56,12 @@ pub enum Command {
     Event(command::event::EventArgs),
     /// Control node or service maintenance mode.
     Maint(command::maint::MaintArgs),
+    /// Force a member of the cluster to enter the "left" state.
+    ForceLeave(command::force_leave::ForceLeaveArgs),
+    /// Generate a new gossip encryption key.
+    Keygen(command::keygen::KeygenArgs),
+    /// Manage gossip layer encryption keys.
+    Keyring(command::keyring::KeyringArgs),
+    /// Provide cluster-level tools for operators (Raft peers).
+    Operator(command::operator::OperatorArgs),
 }

@@ -4,14 +4,18 @@
 pub mod agent;
 pub mod catalog;
 pub mod event;
+pub mod force_leave;
 pub mod http_flags;
 pub mod info;
 pub mod join;
+pub mod keygen;
+pub mod keyring;
 pub mod kv;
 pub mod leave;
 pub mod lock;
 pub mod maint;
 pub mod members;
+pub mod operator;
 pub mod output;
 pub mod reload;
 pub mod services;
@@ -39,5 +43,9 @@ pub async fn run(command: Command) -> anyhow::Result<i32> {
         Command::Lock(args) => lock::run(args).await,
         Command::Event(args) => event::run(args).await,
         Command::Maint(args) => maint::run(args).await,
+        Command::ForceLeave(args) => force_leave::run(args).await,
+        Command::Keygen(args) => keygen::run(args).await,
+        Command::Keyring(args) => keyring::run(args).await,
+        Command::Operator(args) => operator::run(args).await,
     }
 }

@@ -65,8 +65,7 @@ impl Transport for UdpTransport {
     }
 
     fn send_to(&self, to: SocketAddr, packet: &[u8]) -> io::Result<()> {
-        #[cfg(feature = "test-util")]
-        if faults::is_cut(self.local, to) {
+        if link_cut(self.local, to) {
             return Ok(());
         }
         match self.sender.send_to(packet, to) {
@@ -80,12 +79,24 @@ impl Transport for UdpTransport {
         loop {
             // `recv_from` is cancel-safe: no datagram is consumed unless it returns.
             let (n, from) = self.socket.recv_from(&mut self.buf).await?;
-            #[cfg(feature = "test-util")]
-            if faults::is_cut(from, self.local) {
+            if link_cut(from, self.local) {
                 continue;
             }
             return Ok((from, self.buf[..n].to_vec()));
         }
+    }
+}
+
+/// Whether a test cut the link (always false outside tests).
+fn link_cut(from: SocketAddr, to: SocketAddr) -> bool {
+    #[cfg(feature = "test-util")]
+    {
+        faults::is_cut(from, to)
+    }
+    #[cfg(not(feature = "test-util"))]
+    {
+        let _ = (from, to);
+        false
     }
 }
 

@@ -10,7 +10,10 @@ mod t20_failover;
 mod t30_no_quorum;
 mod t35_partition;
 mod t40_membership;
+mod t50_linearizable;
 mod t60_peers_json;
+
+mod lincheck;
 
 use std::collections::BTreeMap;
 use std::net::SocketAddr;

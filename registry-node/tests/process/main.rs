@@ -7,6 +7,8 @@ mod t20_durability;
 mod t30_cli;
 mod t35_reload;
 mod t40_watch_lock;
+mod t50_operator;
+mod t60_cluster;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -38,6 +40,7 @@ impl Proc {
             .args([
                 "-http-port=0",
                 "-server-port=0",
+                "-serf-lan-port=0",
                 "-client=127.0.0.1",
                 "-bind=127.0.0.1",
             ])
