@@ -144,6 +144,11 @@ async fn keyring_list(State(agent): State<Ctx>, params: Params) -> ApiResult<Res
         .keyring(KeyringOp::List)
         .await
         .map_err(|e| ApiError::internal(e.to_string()))?;
+    if keys.is_empty() {
+        return Err(ApiError::internal(
+            "Keyring is empty (encryption not enabled)",
+        ));
+    }
     let alive = agent
         .gossip
         .members()

@@ -111,6 +111,17 @@ fn raft_peers_force_leave_and_unencrypted_keyring() {
         );
     }
 
+    let (code, out, err) = cli(&["keyring", a, "-list"], None);
+    assert_eq!(
+        (code, out.as_str()),
+        (1, "==> Gathering installed encryption keys...\n"),
+        "{err}"
+    );
+    assert!(
+        err.contains("Keyring is empty (encryption not enabled)"),
+        "{err}"
+    );
+
     // --- step: the agent is still healthy after all of that
     let (code, out, _) = cli(&["operator", "raft", "list-peers", a], None);
     assert_eq!(code, 0);
