@@ -15,6 +15,7 @@ mod t20_cluster;
 mod t30_partition;
 mod t40_client_failure;
 mod t50_restart;
+mod t60_node_id;
 
 use std::io::Read;
 use std::net::Ipv4Addr;
