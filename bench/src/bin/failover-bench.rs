@@ -887,7 +887,7 @@ fn table(args: &Args, failovers: &[(u32, Vec<KillRun>)], loads: &[LoadReport]) -
             let lost: usize = runs.iter().map(|r| r.lost + r.lost_on_restarted).sum();
             out.push_str(&failover_row([
                 &m.to_string(),
-                &format!("{}–{} ms", 100 * m, 200 * m),
+                &format!("{}–{} ms", 100 * m, 160 * m),
                 &summary(runs.iter().map(|r| r.leader_ms)),
                 &summary(runs.iter().map(|r| r.write_ok_ms)),
                 &acked.to_string(),

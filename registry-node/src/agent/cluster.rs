@@ -120,61 +120,80 @@ async fn event_loop(agent: Arc<Agent>) {
     }
 }
 
-/// The internal event that carries a keyring change to every member (the
-/// leading underscore keeps users from firing it through the API).
+/// The internal event that carries the keyring to every member (the leading
+/// underscore keeps users from firing it through the API).
 const KEYRING_EVENT: &str = "_registry-keyring";
 
+/// The whole keyring after a change, primary first. Members apply the newest
+/// state they hear of (by the event's Lamport time), so changes fired back to
+/// back cannot be applied out of order.
 #[derive(Serialize, Deserialize)]
-struct KeyringChange {
-    op: String,
-    key: String,
+struct KeyringState {
+    keys: Vec<String>,
 }
 
-/// Applies a keyring change here and on every member of the pool (Consul fans
-/// out with a Serf query). A new key must be installed before it is used, so
-/// members can always decrypt the event that tells them about the next step.
+/// Applies a keyring change here, then spreads the resulting keyring to every
+/// member of the pool (Consul fans out with a Serf query). A new key must be
+/// installed everywhere before it is used, as in Consul, so members can
+/// always decrypt the event that brings them the next state.
 pub async fn keyring_cluster_wide(
     agent: &Agent,
     op: crate::gossip::KeyringOp,
 ) -> Result<(), crate::gossip::GossipError> {
     use crate::gossip::KeyringOp;
-    let (name, key) = match &op {
-        KeyringOp::Install(k) => ("install", k.clone()),
-        KeyringOp::Use(k) => ("use", k.clone()),
-        KeyringOp::Remove(k) => ("remove", k.clone()),
-        KeyringOp::List => return agent.gossip.keyring(op).await.map(drop),
-    };
-    let payload = serde_json::to_vec(&KeyringChange {
-        op: name.into(),
-        key,
-    })
-    .expect("keyring change encodes");
-    // Applied here first: a bad key fails before it reaches the others.
+    let list = matches!(op, KeyringOp::List);
+    let keys = agent.gossip.keyring(op).await?;
+    if list {
+        return Ok(());
+    }
+    let payload = serde_json::to_vec(&KeyringState { keys }).expect("keyring state encodes");
     let event = registry_api::UserEvent {
         name: KEYRING_EVENT.into(),
         payload: Some(payload),
         ..Default::default()
     };
-    agent.gossip.keyring(op).await?;
-    agent.gossip.fire_event(event).await.map(drop)
+    let sent = agent.gossip.fire_event(event).await?;
+    agent
+        .keyring_ltime
+        .fetch_max(sent.ltime, std::sync::atomic::Ordering::SeqCst);
+    Ok(())
 }
 
 async fn apply_keyring_event(agent: &Agent, event: &registry_api::UserEvent) {
     use crate::gossip::KeyringOp;
-    let Some(change) = event
+    let Some(state) = event
         .payload
         .as_deref()
-        .and_then(|p| serde_json::from_slice::<KeyringChange>(p).ok())
+        .and_then(|p| serde_json::from_slice::<KeyringState>(p).ok())
     else {
         return;
     };
-    let op = match change.op.as_str() {
-        "install" => KeyringOp::Install(change.key),
-        "use" => KeyringOp::Use(change.key),
-        "remove" => KeyringOp::Remove(change.key),
-        _ => return,
+    let Some(primary) = state.keys.first() else {
+        return;
     };
-    if let Err(e) = agent.gossip.keyring(op).await {
+    let previous = agent
+        .keyring_ltime
+        .fetch_max(event.ltime, std::sync::atomic::Ordering::SeqCst);
+    if previous >= event.ltime {
+        return;
+    }
+    let apply = async {
+        for key in &state.keys {
+            agent
+                .gossip
+                .keyring(KeyringOp::Install(key.clone()))
+                .await?;
+        }
+        let installed = agent
+            .gossip
+            .keyring(KeyringOp::Use(primary.clone()))
+            .await?;
+        for key in installed.iter().filter(|k| !state.keys.contains(k)) {
+            agent.gossip.keyring(KeyringOp::Remove(key.clone())).await?;
+        }
+        Ok::<_, crate::gossip::GossipError>(())
+    };
+    if let Err(e) = apply.await {
         tracing::warn!(error = %e, "serf: keyring change from the cluster failed");
     }
 }
@@ -335,6 +354,7 @@ async fn snapshot_loop(agent: Arc<Agent>) {
         let mut alive = alive_peers(&rx.borrow_and_update(), agent.gossip.local_name());
         alive.sort();
         // Keep the last non-empty list: an isolated node must still know whom to rejoin.
+        // Written at once: a crash right after joining must find its peers on restart.
         if alive != last && !alive.is_empty() {
             save_snapshot(
                 &dir,
@@ -344,13 +364,13 @@ async fn snapshot_loop(agent: Arc<Agent>) {
                 },
             );
             last = alive;
+            // Coalesce the burst of changes a join brings.
+            sleep(Duration::from_millis(200)).await;
         }
         tokio::select! {
             _ = agent.token.cancelled() => return,
             changed = rx.changed() => if changed.is_err() { return },
         }
-        // Coalesce bursts of changes.
-        sleep(Duration::from_millis(200)).await;
     }
 }
 

@@ -219,6 +219,8 @@ pub struct Agent {
     pub reloader: Mutex<Option<Reloader>>,
     /// Runs the HTTP/TCP/UDP/script/docker/alias checks of this agent.
     pub runner: CheckRunner,
+    /// Lamport time of the newest pool-wide keyring state applied here.
+    pub keyring_ltime: std::sync::atomic::AtomicU64,
 }
 
 /// Produces fresh options from the configuration files, for reload.
@@ -449,6 +451,7 @@ impl Agent {
             started: std::time::Instant::now(),
             reloader: Mutex::new(None),
             runner,
+            keyring_ltime: Default::default(),
         });
         let _ = view.agent.set(Arc::downgrade(&agent));
         agent.load_config_definitions()?;

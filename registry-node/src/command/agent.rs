@@ -156,13 +156,13 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
         session_ttl_min: config.session_ttl_min.get(),
         ui: resolved.ui_enabled,
         // Our timing per raft_multiplier unit; the default multiplier 5 gives a 100 ms
-        // heartbeat and a 0.5–1 s election timeout (Consul's would be 5 s). A follower also
+        // heartbeat and a 0.5–0.8 s election timeout (Consul's would be 5 s). A follower also
         // waits out openraft's leader lease (the maximum election timeout) before it
-        // campaigns, so a crashed leader is replaced in 1.5–2 s (README, Performance).
+        // campaigns, so a crashed leader is replaced in 1.3–1.6 s (README, Performance).
         raft_heartbeat: Duration::from_millis(20) * m,
         raft_election: (
             Duration::from_millis(100) * m,
-            Duration::from_millis(200) * m,
+            Duration::from_millis(160) * m,
         ),
         raft_snapshot_threshold: config.raft_snapshot_threshold,
         // Entries carry batches of requests; trailing logs count entries, so keep

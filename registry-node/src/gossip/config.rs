@@ -40,8 +40,9 @@ pub struct GossipConfig {
     pub retransmit_mult: u32,
     /// Suspicion timeout = `suspicion_mult × max(1, log10 n) × probe_interval`.
     pub suspicion_mult: u32,
-    /// Period of the full-state exchange with one random member (Serf push/pull; here
-    /// foca's periodic announce, whose reply is a membership feed).
+    /// Period of the full-state exchange with one random member (Serf push/pull, also
+    /// done on join). Repairs what gossip missed: foca's own periodic announce answers
+    /// with one datagram of ~20 random members, too little for a large pool.
     pub push_pull_interval: Duration,
     /// How often to try reconnecting to failed members (Serf `reconnect_interval`).
     pub reconnect_interval: Duration,
@@ -143,6 +144,19 @@ impl GossipConfig {
             .max(256)
     }
 
+    /// Push/pull period for a pool of `cluster_size` live members: memberlist's
+    /// `pushPullScale`, which stretches the interval past 32 members (×3 at 100) so the
+    /// full-state traffic grows like `n log n` rather than `n²`.
+    pub fn push_pull_period(&self, cluster_size: usize) -> Duration {
+        const THRESHOLD: f64 = 32.0;
+        let n = cluster_size as f64;
+        if n <= THRESHOLD {
+            return self.push_pull_interval;
+        }
+        let multiplier = (n.log2() - THRESHOLD.log2()).ceil() + 1.0;
+        self.push_pull_interval.mul_f64(multiplier)
+    }
+
     /// foca's configuration for a pool of `cluster_size` live members (recomputed as the
     /// pool grows: retransmits and suspicion scale with `log10 n`).
     pub fn foca_config(&self, cluster_size: usize) -> foca::Config {
@@ -170,7 +184,8 @@ impl GossipConfig {
             max_packet_size: NonZeroUsize::new(self.foca_packet_size())
                 .unwrap_or(NonZeroUsize::MIN),
             notify_down_members: true,
-            periodic_announce: periodic(self.push_pull_interval, 1),
+            // Replaced by our push/pull (`Tick::PushPull`), which sends the full state.
+            periodic_announce: None,
             periodic_announce_to_down_members: periodic(self.reconnect_interval, 2),
             periodic_gossip: periodic(self.gossip_interval, self.gossip_nodes),
         }
@@ -208,5 +223,16 @@ mod tests {
         assert_eq!(big.suspect_to_down_after, Duration::from_secs(8));
         assert_eq!(big.max_transmissions.get(), 12);
         assert_eq!(big.max_packet_size.get(), 1400 - ENCRYPTION_OVERHEAD - 1);
+        assert!(big.periodic_announce.is_none(), "replaced by push/pull");
+    }
+
+    #[test]
+    fn push_pull_period_scales_like_memberlist() {
+        let lan = GossipConfig::lan("n", "id");
+        assert_eq!(lan.push_pull_period(3), Duration::from_secs(30));
+        assert_eq!(lan.push_pull_period(32), Duration::from_secs(30));
+        assert_eq!(lan.push_pull_period(33), Duration::from_secs(60));
+        assert_eq!(lan.push_pull_period(100), Duration::from_secs(90));
+        assert_eq!(lan.push_pull_period(1000), Duration::from_secs(180));
     }
 }

@@ -78,6 +78,18 @@ impl NodeIdentity {
     }
 }
 
+impl NodeIdentity {
+    /// Whether `stale` is a previous incarnation of this node (same name, node ID and
+    /// address, an older bump). Traffic addressed to it comes from a member that has not
+    /// heard of our restart or renewal yet.
+    pub fn supersedes(&self, stale: &NodeIdentity) -> bool {
+        self.name == stale.name
+            && self.node_id == stale.node_id
+            && self.addr == stale.addr
+            && bump_newer(self.bump, stale.bump)
+    }
+}
+
 /// `a` is newer than `b` in wrapping (serial number) order.
 fn bump_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < u16::MAX / 2
@@ -265,6 +277,13 @@ impl MemberTable {
                     conflict_message(&id.name, &id.node_id, &m.id.name),
                 )
             })
+    }
+
+    /// Whether a member reported by someone else's full state (push/pull) may be handed
+    /// to foca: never an entry at our own address (foca would record it as a down
+    /// stale self and keep gossiping that), never a node-ID conflict (refused at join).
+    pub fn admits(&self, id: &NodeIdentity, local: &NodeIdentity) -> bool {
+        id.addr != local.addr && self.conflict(id, local).is_none()
     }
 
     /// foca: `id` is alive.
@@ -532,6 +551,39 @@ mod tests {
         // A failed holder no longer blocks the ID.
         t.on_down(&id("b", "B", 2, 0), now);
         assert!(t.conflict(&id("c", "B", 3, 0), &local).is_none());
+    }
+
+    #[test]
+    fn a_restarted_identity_supersedes_only_its_own_past() {
+        let old = id("a", "1", 1, 7);
+        let restarted = id("a", "1", 1, 9);
+        assert!(restarted.supersedes(&old));
+        assert!(!old.supersedes(&restarted), "we are the stale one");
+        assert!(!restarted.supersedes(&restarted), "same incarnation");
+        assert!(!restarted.supersedes(&id("b", "1", 1, 7)), "other name");
+        assert!(!restarted.supersedes(&id("a", "2", 1, 7)), "other node ID");
+        assert!(!restarted.supersedes(&id("a", "1", 2, 7)), "other address");
+        assert!(
+            !restarted.supersedes(&NodeIdentity::placeholder(restarted.addr)),
+            "join placeholder"
+        );
+    }
+
+    #[test]
+    fn remote_state_never_adds_our_address_or_a_node_id_conflict() {
+        let now = Instant::now();
+        let mut t = MemberTable::default();
+        let local = id("local", "L", 9, 3);
+        t.on_up(&id("b", "B", 2, 0), now);
+        assert!(t.admits(&id("b", "B", 2, 0), &local));
+        assert!(t.admits(&id("c", "C", 3, 0), &local), "unknown member");
+        assert!(!t.admits(&id("local", "L", 9, 2), &local), "our stale self");
+        assert!(
+            !t.admits(&id("x", "X", 9, 0), &local),
+            "someone at our address"
+        );
+        assert!(!t.admits(&id("d", "B", 4, 0), &local), "b's node ID");
+        assert!(!t.admits(&id("e", "L", 5, 0), &local), "our node ID");
     }
 
     #[test]

@@ -6,14 +6,17 @@
 //!   and user events.
 //! - [`Direct`] messages go to one address outside foca: a tags pull on every member
 //!   (re)appearance (the anti-entropy that broadcasts alone lack, since a broadcast is
-//!   only retransmitted a few times) and the refusal of a node-ID conflict.
+//!   only retransmitted a few times), the push/pull exchange of the full membership
+//!   (Serf's push/pull: on join and periodically with one random member) and the
+//!   refusal of a node-ID conflict.
 //!
 //! Inside a sealed datagram the first byte says which: [`KIND_FOCA`] or [`KIND_DIRECT`].
 
 use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::mem;
 use std::sync::{Arc, Mutex};
 
-use foca::{BroadcastHandler, Invalidates};
+use foca::{BroadcastHandler, Invalidates, Member};
 use serde::{Deserialize, Serialize};
 
 use super::member::{NodeIdentity, version_newer};
@@ -22,6 +25,11 @@ use super::member::{NodeIdentity, version_newer};
 pub const KIND_FOCA: u8 = 0;
 /// Datagram body is a postcard [`Direct`].
 pub const KIND_DIRECT: u8 = 1;
+
+/// Most datagrams one push/pull message is split into (about 20 members each): bounds
+/// the burst a join or a periodic exchange sends; members beyond it (down ones go last)
+/// are left to gossip.
+pub const MAX_PUSH_PULL_CHUNKS: usize = 64;
 
 /// How many user-event IDs we remember for deduplication.
 const SEEN_EVENTS: usize = 4096;
@@ -106,6 +114,18 @@ pub enum Direct {
         ltime: u64,
         /// Tags.
         tags: BTreeMap<String, String>,
+    },
+    /// One datagram of a full membership state (Serf's push/pull). A request (`reply ==
+    /// false`) is answered with the receiver's own state, once, on its chunk 0.
+    PushPull {
+        /// The sender (applied as alive, like the source of a foca packet).
+        from: NodeIdentity,
+        /// Whether this answers our request (then it is not answered again).
+        reply: bool,
+        /// Index of this datagram in the exchange.
+        chunk: u16,
+        /// Members as foca knows them (identity, incarnation, state).
+        members: Vec<Member<NodeIdentity>>,
     },
     /// "You were refused": node-ID conflict, with Consul's message.
     Refused {
@@ -208,6 +228,50 @@ pub fn encode_direct(msg: &Direct) -> Vec<u8> {
     out
 }
 
+/// Encodes a membership state as [`Direct::PushPull`] datagrams (kind byte included) of
+/// at most `budget` bytes each, at most [`MAX_PUSH_PULL_CHUNKS`] of them; members that do
+/// not fit are dropped, so callers list the important ones first. Always at least one
+/// datagram, so a request with nothing to tell still asks for the peer's state.
+pub fn encode_push_pull(
+    from: &NodeIdentity,
+    reply: bool,
+    members: impl IntoIterator<Item = Member<NodeIdentity>>,
+    budget: usize,
+) -> Vec<Vec<u8>> {
+    let encode = |chunk: usize, members: Vec<Member<NodeIdentity>>| {
+        encode_direct(&Direct::PushPull {
+            from: from.clone(),
+            reply,
+            chunk: chunk as u16,
+            members,
+        })
+    };
+    // An empty chunk plus the worst case growth of the length varint (2 more bytes up to
+    // 16383 members, far more than fit).
+    let overhead = encode(MAX_PUSH_PULL_CHUNKS, Vec::new()).len() + 2;
+    let mut out = Vec::new();
+    let (mut current, mut size) = (Vec::new(), overhead);
+    for m in members {
+        let len = postcard::experimental::serialized_size(&m).unwrap_or(usize::MAX);
+        if overhead.saturating_add(len) > budget {
+            continue;
+        }
+        if size + len > budget {
+            out.push(encode(out.len(), mem::take(&mut current)));
+            size = overhead;
+            if out.len() == MAX_PUSH_PULL_CHUNKS {
+                return out;
+            }
+        }
+        size += len;
+        current.push(m);
+    }
+    if !current.is_empty() || out.is_empty() {
+        out.push(encode(out.len(), current));
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -257,6 +321,64 @@ mod tests {
         assert!(h.receive_item(&leave, None).unwrap().is_none());
         assert_eq!(inbox.lock().unwrap().len(), 3);
         assert!(h.receive_item(b"\xff\xff\xff", None).is_err());
+    }
+
+    fn decode_push_pull(packet: &[u8]) -> (bool, u16, Vec<Member<NodeIdentity>>) {
+        assert_eq!(packet[0], KIND_DIRECT);
+        match postcard::from_bytes(&packet[1..]).unwrap() {
+            Direct::PushPull {
+                reply,
+                chunk,
+                members,
+                ..
+            } => (reply, chunk, members),
+            other => panic!("not a push/pull: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn push_pull_state_is_chunked_under_the_budget_in_order() {
+        let me = ident("me", 1);
+        let members: Vec<_> = (0..200u16)
+            .map(|i| {
+                let id = NodeIdentity {
+                    name: format!("node-{i:03}"),
+                    node_id: "4f0e2a52-6b1c-4f55-9c1a-0d6a4f7c2b11".into(),
+                    addr: ([10, 0, (i >> 8) as u8, i as u8], 8301).into(),
+                    bump: i,
+                };
+                Member::new(id, i, foca::State::Alive)
+            })
+            .collect();
+        let budget = 1400 - 29 - 1;
+        let packets = encode_push_pull(&me, true, members.clone(), budget);
+        assert!(packets.len() > 5, "{} datagrams", packets.len());
+        let mut seen = Vec::new();
+        for (i, p) in packets.iter().enumerate() {
+            assert!(p.len() <= budget, "datagram {i}: {} bytes", p.len());
+            let (reply, chunk, part) = decode_push_pull(p);
+            assert!(reply && usize::from(chunk) == i && !part.is_empty());
+            seen.extend(part);
+        }
+        assert_eq!(seen, members, "every member once, in order");
+        // Nothing to tell still asks for the peer's state.
+        let empty = encode_push_pull(&me, false, Vec::new(), budget);
+        assert_eq!(empty.len(), 1);
+        assert_eq!(decode_push_pull(&empty[0]), (false, 0, Vec::new()));
+    }
+
+    #[test]
+    fn push_pull_state_is_bounded() {
+        let me = ident("me", 1);
+        let many = (0..u16::MAX).map(|i| Member::alive(ident(&format!("n{i}"), i)));
+        let packets = encode_push_pull(&me, false, many, 300);
+        assert_eq!(packets.len(), MAX_PUSH_PULL_CHUNKS);
+        assert!(packets.iter().all(|p| p.len() <= 300));
+        // A member larger than a datagram is skipped, not sent oversized.
+        let huge = Member::alive(ident(&"x".repeat(400), 0));
+        let packets = encode_push_pull(&me, false, [huge, Member::alive(ident("ok", 0))], 300);
+        assert_eq!(packets.len(), 1);
+        assert_eq!(decode_push_pull(&packets[0]).2.len(), 1);
     }
 
     #[test]

@@ -10,7 +10,7 @@
 //!   that turns foca's up/down/rename notifications and our broadcasts into Serf
 //!   statuses (alive/leaving/left/failed), tags and [`MemberEvent`]s.
 //! - [`message`]: custom broadcasts (tags, leave intents, user events) and direct
-//!   messages (tags pull, node-ID conflict refusal).
+//!   messages (tags pull, push/pull of the full membership, node-ID conflict refusal).
 //! - [`crypto`]: packet framing (`[version][nonce][AES-GCM]`), [`Keyring`], [`keygen`].
 //! - [`transport`]: [`Transport`], [`UdpTransport`], in-memory [`ChannelNetwork`].
 //! - [`config`]: [`GossipConfig`] with Consul's LAN/WAN defaults.

@@ -5,22 +5,27 @@
 //!
 //! ```text
 //! datagram ─ open (version, decrypt) ─┬─ KIND_FOCA ─ node-ID check ─ foca.handle_data ─┐
-//!                                     └─ KIND_DIRECT (tags pull, refusal)              │
-//! timer ─ foca.handle_timer ──────────────────────────────────────────────────────────┤
-//! command ─ foca.announce / add_broadcast / leave_cluster ────────────────────────────┤
+//!                                     └─ KIND_DIRECT (tags, push/pull ─ apply_many,    │
+//!                                                     refusal)                         │
+//! timer ─ foca.handle_timer / push/pull ──────────────────────────────────────────────┤
+//! command ─ foca.announce + push/pull / add_broadcast / leave_cluster ────────────────┤
 //!            effects: sends ─ seal ─ transport; timers ─ heap; notifications ─ table ◄┘
 //! ```
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, HashSet, VecDeque};
 use std::mem;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use foca::{Codec, Foca, Notification, OwnedNotification, PostcardCodec, Runtime, Timer};
+use foca::{
+    Codec, Foca, Member as SwimMember, Message, Notification, OwnedNotification, PostcardCodec,
+    Runtime, State, Timer,
+};
 use foca_rand::SeedableRng;
 use foca_rand::rngs::SmallRng;
+use foca_rand::seq::IteratorRandom;
 use registry_api::agent::{Member, MemberStatus};
 use registry_api::event::UserEvent;
 use tokio::sync::{broadcast, mpsc, oneshot, watch};
@@ -33,7 +38,7 @@ use super::crypto::{self, CryptoError, Keyring};
 use super::member::{MemberEvent, MemberTable, NodeIdentity, to_member};
 use super::message::{
     Broadcast, BroadcastInbox, Direct, Inbox, KIND_DIRECT, KIND_FOCA, UserEventMsg,
-    encode_broadcast, encode_direct,
+    encode_broadcast, encode_direct, encode_push_pull,
 };
 use super::transport::Transport;
 
@@ -265,7 +270,8 @@ pub fn spawn_gossip<T: Transport>(
         addr,
         bump,
     };
-    let rng = SmallRng::seed_from_u64(config.rng_seed.unwrap_or_else(rand::random));
+    let seed = config.rng_seed.unwrap_or_else(rand::random);
+    let rng = SmallRng::seed_from_u64(seed);
     let (handler, inbox) = BroadcastInbox::new();
     let foca = Foca::with_custom_broadcast(
         identity.clone(),
@@ -295,6 +301,9 @@ pub fn spawn_gossip<T: Transport>(
         join_addrs: config.retry_join.iter().copied().collect(),
         cfg: config,
         foca,
+        rng: SmallRng::seed_from_u64(seed.wrapping_add(1)),
+        stale_replies: HashMap::new(),
+        push_pull_after_join: false,
         inbox,
         effects: Effects::default(),
         transport,
@@ -384,6 +393,8 @@ enum Tick {
     Foca(Timer<NodeIdentity>),
     Reap,
     Rejoin,
+    PushPull,
+    PushPullAfterJoin,
     JoinDeadline(u64),
     FinishLeave,
 }
@@ -425,6 +436,13 @@ type Swim = Foca<NodeIdentity, PostcardCodec, SmallRng, BroadcastInbox>;
 struct Core<T> {
     cfg: GossipConfig,
     foca: Swim,
+    /// Picks push/pull partners (foca's RNG is private to it).
+    rng: SmallRng,
+    /// When we last re-announced to a member that still addressed a previous
+    /// incarnation of us (one announce per member per probe interval).
+    stale_replies: HashMap<SocketAddr, Instant>,
+    /// A follow-up push/pull after a join is armed.
+    push_pull_after_join: bool,
     /// Broadcasts accepted by foca's handler, applied after each foca call.
     inbox: Inbox,
     effects: Effects,
@@ -462,6 +480,7 @@ impl<T: Transport> Core<T> {
     /// Arms the reaper and, with `retry_join` configured, announces right away.
     fn start(&mut self) {
         self.schedule(self.cfg.reap_interval, Tick::Reap);
+        self.schedule(self.cfg.push_pull_interval, Tick::PushPull);
         if !self.join_addrs.is_empty() {
             self.schedule_rejoin(Duration::ZERO);
         }
@@ -610,8 +629,39 @@ impl<T: Transport> Core<T> {
             return;
         }
         self.mark_contacted(header.src.addr, None);
+        if header.message != Message::Announce && self.foca.identity().supersedes(&header.dst) {
+            self.reannounce_to(header.src.clone());
+        }
         if let Err(e) = self.foca.handle_data(data, &mut self.effects) {
             trace!(error = %e, "foca rejected packet");
+        }
+        self.drain();
+    }
+
+    /// `src` still talks to a previous incarnation of us: we were restarted (or renewed)
+    /// and it has not heard yet. foca drops such packets (wrong destination), so without
+    /// this a restarted node that could not join (no snapshot yet) stays unknown until
+    /// someone's periodic announce, up to `reconnect_interval` later. Announcing to `src`
+    /// makes it replace the stale identity and answer with a feed.
+    fn reannounce_to(&mut self, src: NodeIdentity) {
+        if self.local_status != MemberStatus::Alive {
+            return;
+        }
+        let now = Instant::now();
+        let period = self.cfg.probe_interval;
+        if self
+            .stale_replies
+            .get(&src.addr)
+            .is_some_and(|at| now.duration_since(*at) < period)
+        {
+            return;
+        }
+        self.stale_replies
+            .retain(|_, at| now.duration_since(*at) < period);
+        self.stale_replies.insert(src.addr, now);
+        debug!(member = %src.name, "member addresses our previous incarnation; announcing");
+        if let Err(e) = self.foca.announce(src, &mut self.effects) {
+            debug!(error = %e, "announce failed");
         }
         self.drain();
     }
@@ -651,11 +701,98 @@ impl<T: Transport> Core<T> {
                 }
                 self.dirty = true;
             }
+            Direct::PushPull {
+                from: peer,
+                reply,
+                chunk,
+                members,
+            } => self.on_push_pull(from, peer, reply, chunk, members),
             Direct::Refused { message } => {
                 error!(%from, "{message}");
                 self.mark_contacted(from, Some(message.clone()));
                 self.emit(MemberEvent::Refused { by: from, message });
             }
+        }
+    }
+
+    /// One datagram of a peer's full state: hand foca the members it may not know (foca
+    /// keeps the newer of two incarnations, never revives a down identity and lets a
+    /// renewed identity replace a stale one), then answer a request with our own state.
+    fn on_push_pull(
+        &mut self,
+        from: SocketAddr,
+        peer: NodeIdentity,
+        reply: bool,
+        chunk: u16,
+        members: Vec<SwimMember<NodeIdentity>>,
+    ) {
+        let local = self.local_identity();
+        if peer.addr == local.addr || peer.name == local.name {
+            return;
+        }
+        if let Some((existing, message)) = self.table.conflict(&peer, &local) {
+            self.report_conflict(&peer, &existing, &message);
+            self.send_direct(peer.addr, &Direct::Refused { message });
+            return;
+        }
+        self.mark_contacted(from, None);
+        if self
+            .foca
+            .iter_membership_state()
+            .any(|m| m.id() == &peer && m.state() == State::Down)
+        {
+            // Declared down: foca's own traffic tells it so (TurnUndead); its state is
+            // not trusted, as foca ignores the updates of an inactive sender.
+            return;
+        }
+        let updates: Vec<SwimMember<NodeIdentity>> =
+            std::iter::once(SwimMember::alive(peer.clone()))
+                .chain(
+                    members
+                        .into_iter()
+                        .filter(|m| self.table.admits(m.id(), &local)),
+                )
+                .collect();
+        trace!(member = %peer.name, chunk, count = updates.len(), "push/pull state");
+        if let Err(e) = self
+            .foca
+            .apply_many(updates.into_iter(), true, &mut self.effects)
+        {
+            debug!(error = %e, "cannot apply push/pull state");
+        }
+        self.drain();
+        if !reply && chunk == 0 {
+            self.send_state(peer.addr, true);
+        }
+    }
+
+    /// Sends our full membership state to `to` (a push/pull request or its reply). Active
+    /// members first: if the state is cut at the chunk limit, down ones are dropped.
+    fn send_state(&self, to: SocketAddr, reply: bool) {
+        let state = self.foca.iter_membership_state();
+        let (active, down): (Vec<_>, Vec<_>) =
+            state.cloned().partition(|m| m.state() != State::Down);
+        let packets = encode_push_pull(
+            self.foca.identity(),
+            reply,
+            active.into_iter().chain(down),
+            self.cfg.foca_packet_size(),
+        );
+        for body in packets {
+            self.send_raw(to, &body);
+        }
+    }
+
+    /// Serf's periodic push/pull: full state with one random live member, so a member
+    /// gossip missed is learned within one interval instead of when it happens to probe us.
+    fn push_pull_random(&mut self) {
+        let target = self
+            .foca
+            .iter_members()
+            .map(|m| m.id().addr)
+            .choose(&mut self.rng);
+        if let Some(addr) = target {
+            self.send_state(addr, false);
         }
     }
 
@@ -797,6 +934,13 @@ impl<T: Transport> Core<T> {
         if answered && refused.is_none() {
             // Remember it for re-announcing if we ever end up alone (foca's gap).
             self.join_addrs.insert(addr);
+            // The join target's state lacks whoever joined through it at the same time
+            // (a pool starting up); one more exchange, with a random member, a probe
+            // interval later picks them up instead of waiting a full push/pull interval.
+            if !self.push_pull_after_join {
+                self.push_pull_after_join = true;
+                self.schedule(self.cfg.probe_interval, Tick::PushPullAfterJoin);
+            }
         }
         for id in done {
             self.finish_join(id);
@@ -862,11 +1006,26 @@ impl<T: Transport> Core<T> {
                 self.announce(&addrs);
                 self.schedule_rejoin(self.cfg.rejoin_interval);
             }
+            Tick::PushPull => {
+                if self.local_status == MemberStatus::Alive {
+                    self.push_pull_random();
+                }
+                let period = self.cfg.push_pull_period(self.foca.num_members() + 1);
+                self.schedule(period, Tick::PushPull);
+            }
+            Tick::PushPullAfterJoin => {
+                self.push_pull_after_join = false;
+                if self.local_status == MemberStatus::Alive {
+                    self.push_pull_random();
+                }
+            }
             Tick::JoinDeadline(id) => self.finish_join(id),
             Tick::FinishLeave => self.finish_leave(),
         }
     }
 
+    /// Joins through `addrs`: a foca announce (the peer adopts us and feeds back a
+    /// sample) plus a push/pull request (the peer's full state, Serf's join sync).
     fn announce(&mut self, addrs: &[SocketAddr]) {
         let own = self.foca.identity().addr;
         for &addr in addrs.iter().filter(|a| **a != own) {
@@ -876,6 +1035,7 @@ impl<T: Transport> Core<T> {
             {
                 debug!(%addr, error = %e, "announce failed");
             }
+            self.send_state(addr, false);
         }
         self.drain();
     }

@@ -167,8 +167,8 @@ fn seed_two_servers_client_leave_and_rejoin() {
         tempfile::tempdir().unwrap(),
     );
     let expect = ["-server", "-bootstrap-expect", "2"];
-    let n1 = Agent::start("127.0.0.2", "n1", d1.path(), &expect);
-    let n2 = Agent::start("127.0.0.3", "n2", d2.path(), &expect);
+    let n1 = Agent::start("127.0.0.32", "n1", d1.path(), &expect);
+    let n2 = Agent::start("127.0.0.33", "n2", d2.path(), &expect);
 
     // Alone, each sees itself and no leader.
     let m = members(&n1);
@@ -177,7 +177,7 @@ fn seed_two_servers_client_leave_and_rejoin() {
     assert_eq!(info_value(&n1, "num_peers"), "0");
     assert_eq!(n1.leader(), "");
 
-    let (code, out, err) = n1.cli(&["join", "127.0.0.3"]);
+    let (code, out, err) = n1.cli(&["join", "127.0.0.33"]);
     assert_eq!(code, 0, "{err}");
     assert_eq!(
         out.trim(),
@@ -189,7 +189,7 @@ fn seed_two_servers_client_leave_and_rejoin() {
     assert_eq!(members(&n2).len(), 2);
 
     // A client joins with -join and sees everyone.
-    let n3 = Agent::start("127.0.0.4", "n3", d3.path(), &["-join=127.0.0.2"]);
+    let n3 = Agent::start("127.0.0.34", "n3", d3.path(), &["-join=127.0.0.32"]);
     wait("three members alive on the client", WAIT, || {
         let m = members(&n3);
         m.len() == 3 && m.iter().all(|r| r.1 == "alive")
@@ -211,11 +211,11 @@ fn seed_two_servers_client_leave_and_rejoin() {
     assert_eq!(out.trim(), "5");
 
     // Losing one of two servers: no leader, and writes say so.
-    let leader_is_n1 = n1.leader().starts_with("127.0.0.2");
+    let leader_is_n1 = n1.leader().starts_with("127.0.0.32:");
     let (survivor, victim, victim_dir, victim_ip, victim_name) = if leader_is_n1 {
-        (n2, n1, &d1, "127.0.0.2", "n1")
+        (n2, n1, &d1, "127.0.0.32", "n1")
     } else {
-        (n1, n2, &d2, "127.0.0.3", "n2")
+        (n1, n2, &d2, "127.0.0.33", "n2")
     };
     victim.kill9();
     wait("no leader on the survivor", WAIT, || {
@@ -292,13 +292,13 @@ fn host_derived_node_ids_conflict_unless_disabled() {
     let dirs: Vec<_> = (0..4).map(|_| tempfile::tempdir().unwrap()).collect();
     let host_ids = ["-disable-host-node-id=false"];
     let a = Agent::start(
-        "127.0.0.5",
+        "127.0.0.35",
         "a",
         dirs[0].path(),
         &[&["-server", "-bootstrap"][..], &host_ids].concat(),
     );
-    let b = Agent::start("127.0.0.6", "b", dirs[1].path(), &host_ids);
-    let (code, _, err) = b.cli(&["join", "127.0.0.5"]);
+    let b = Agent::start("127.0.0.36", "b", dirs[1].path(), &host_ids);
+    let (code, _, err) = b.cli(&["join", "127.0.0.35"]);
     assert_ne!(code, 0);
     assert!(
         err.contains("conflicting node ID"),
@@ -306,8 +306,8 @@ fn host_derived_node_ids_conflict_unless_disabled() {
     );
     drop(b);
     // The default (-disable-host-node-id=true) draws random IDs: the join works.
-    let c = Agent::start("127.0.0.7", "c", dirs[2].path(), &[]);
-    let (code, out, err) = c.cli(&["join", "127.0.0.5"]);
+    let c = Agent::start("127.0.0.37", "c", dirs[2].path(), &[]);
+    let (code, out, err) = c.cli(&["join", "127.0.0.35"]);
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("Successfully joined"), "{out}");
     drop((a, c));
