@@ -39,6 +39,7 @@ use crate::event::UserEvent;
 use crate::health::{CheckServiceNode, HealthCheck};
 use crate::kv::KVPair;
 use crate::operator::{KeyringRequest, KeyringResponse, RaftConfiguration};
+use crate::prepared_query::{PreparedQuery, PreparedQueryExecuteResponse};
 use crate::query::{
     Consistency, DEFAULT_WAIT, HEADER_INDEX, HEADER_KNOWN_LEADER, HEADER_LAST_CONTACT,
     HEADER_TOKEN, QueryMeta, QueryOptions,
@@ -1109,6 +1110,60 @@ impl Client {
     ) -> Result<(Vec<SessionEntry>, QueryMeta), ClientError> {
         let path = format!("/v1/session/node/{}", escape_path(node));
         self.read_required(&path, &[], opts).await
+    }
+
+    // ---------------------------------------------------------------------------
+    // Prepared queries
+
+    /// `POST /v1/query`: the new query's ID.
+    pub async fn prepared_query_create(
+        &self,
+        query: &PreparedQuery,
+    ) -> Result<String, ClientError> {
+        let path = "/v1/query";
+        let body = serde_json::to_vec(query).map_err(ClientError::Encode)?;
+        let answer: Option<IdResponse> = self
+            .write_json(Method::POST, path, &[], Body::Json(body))
+            .await?;
+        answer.map(|a| a.id).ok_or_else(|| ClientError::Decode {
+            path: path.to_string(),
+            source: serde::de::Error::custom("empty answer"),
+        })
+    }
+
+    /// `PUT /v1/query/:id` (the ID comes from `query.id`).
+    pub async fn prepared_query_update(&self, query: &PreparedQuery) -> Result<(), ClientError> {
+        let path = format!("/v1/query/{}", escape_path(&query.id));
+        let body = serde_json::to_vec(query).map_err(ClientError::Encode)?;
+        self.write(Method::PUT, &path, &[], Body::Json(body))
+            .await
+            .map(drop)
+    }
+
+    /// `DELETE /v1/query/:id`.
+    pub async fn prepared_query_delete(&self, id: &str) -> Result<(), ClientError> {
+        let path = format!("/v1/query/{}", escape_path(id));
+        self.write(Method::DELETE, &path, &[], Body::None)
+            .await
+            .map(drop)
+    }
+
+    /// `GET /v1/query`.
+    pub async fn prepared_query_list(
+        &self,
+        opts: &QueryOptions,
+    ) -> Result<(Vec<PreparedQuery>, QueryMeta), ClientError> {
+        self.read_required("/v1/query", &[], opts).await
+    }
+
+    /// `GET /v1/query/:id/execute`: `None` for an unknown ID or name.
+    pub async fn prepared_query_execute(
+        &self,
+        id_or_name: &str,
+        opts: &QueryOptions,
+    ) -> Result<(Option<PreparedQueryExecuteResponse>, QueryMeta), ClientError> {
+        let path = format!("/v1/query/{}/execute", escape_path(id_or_name));
+        self.query(&path, &[], opts).await
     }
 
     // ---------------------------------------------------------------------------

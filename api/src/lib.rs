@@ -8,6 +8,7 @@
 //! # Layout
 //! - [`kv`], [`catalog`], [`health`], [`agent`], [`session`], [`txn`], [`event`],
 //!   [`operator`]: wire types.
+//! - [`prepared_query`]: `/v1/query` definitions and execute answers.
 //! - [`query`]: query parameters and the `X-Consul-*` headers of blocking reads.
 //! - [`duration`]: Go duration strings (`"10s"`).
 //! - [`decode`]: Go-compatible lenient JSON decoding; [`gojson`]: Go-compatible indented output.
@@ -23,6 +24,7 @@ pub mod gojson;
 pub mod health;
 pub mod kv;
 pub mod operator;
+pub mod prepared_query;
 pub mod query;
 pub mod session;
 pub mod txn;
@@ -37,6 +39,7 @@ pub use event::*;
 pub use health::*;
 pub use kv::*;
 pub use operator::*;
+pub use prepared_query::*;
 pub use query::*;
 pub use session::*;
 pub use txn::*;

@@ -20,6 +20,7 @@ pub mod checks;
 pub mod cli;
 pub mod command;
 pub mod config;
+pub mod dns;
 pub mod filter;
 pub mod gossip;
 pub mod http;

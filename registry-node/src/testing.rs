@@ -329,5 +329,7 @@ async fn bind(http: u16, rpc: u16, serf: u16, server: bool) -> std::io::Result<L
             None
         },
         serf_lan: UdpSocket::bind(("127.0.0.1", serf)).await?,
+        // Restarted agents serve DNS on a fresh port.
+        dns: vec![crate::agent::bind_dns("127.0.0.1:0".parse().expect("addr")).await?],
     })
 }

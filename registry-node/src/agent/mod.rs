@@ -147,6 +147,8 @@ pub struct AgentOptions {
     /// A failed server is removed from Raft after this long (autopilot's
     /// `cleanup_dead_servers` with `server_stabilization_time`).
     pub dead_server_grace: Duration,
+    /// DNS interface (`domain`, `alt_domain`, `dns_config`).
+    pub dns: crate::dns::DnsOptions,
 }
 
 impl AgentOptions {
@@ -191,6 +193,7 @@ impl AgentOptions {
             retry_max: 0,
             rejoin_after_leave: false,
             dead_server_grace: Duration::from_secs(2),
+            dns: crate::dns::DnsOptions::default(),
         }
     }
 }
@@ -235,6 +238,9 @@ pub struct Listeners {
     pub server_rpc: Option<TcpListener>,
     /// Serf LAN gossip (UDP).
     pub serf_lan: UdpSocket,
+    /// DNS, UDP and TCP on the same address, one pair per client address
+    /// (empty when `ports.dns` is -1).
+    pub dns: Vec<(UdpSocket, TcpListener)>,
 }
 
 impl Listeners {
@@ -247,11 +253,36 @@ impl Listeners {
             None
         };
         let serf_lan = UdpSocket::bind("127.0.0.1:0").await?;
+        let dns = vec![bind_dns("127.0.0.1:0".parse().expect("addr")).await?];
         Ok(Listeners {
             http,
             server_rpc,
             serf_lan,
+            dns,
         })
+    }
+}
+
+/// Binds DNS over UDP and TCP on one address; port 0 picks a port free for both.
+pub async fn bind_dns(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
+    if addr.port() != 0 {
+        return Ok((UdpSocket::bind(addr).await?, TcpListener::bind(addr).await?));
+    }
+    let mut last = None;
+    for _ in 0..16 {
+        let udp = UdpSocket::bind(addr).await?;
+        match TcpListener::bind(udp.local_addr()?).await {
+            Ok(tcp) => return Ok((udp, tcp)),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(last.expect("at least one attempt"))
+}
+
+impl Listeners {
+    /// Where DNS is served (the first address), if anywhere.
+    pub fn dns_addr(&self) -> Option<SocketAddr> {
+        self.dns.first().and_then(|(udp, _)| udp.local_addr().ok())
     }
 }
 
@@ -264,6 +295,8 @@ pub struct AgentHandle {
     pub agent: Arc<Agent>,
     /// Where the HTTP API listens.
     pub http_addr: SocketAddr,
+    /// Where DNS is served (UDP and TCP, first address); `None` when disabled.
+    pub dns_addr: Option<SocketAddr>,
     tracker: TaskTracker,
 }
 
@@ -389,10 +422,12 @@ impl Agent {
         listeners: Listeners,
         token: CancellationToken,
     ) -> anyhow::Result<AgentHandle> {
+        let dns_addr = listeners.dns_addr();
         let Listeners {
             http,
             server_rpc,
             serf_lan,
+            dns,
         } = listeners;
         let mut opts = opts;
         // Ports of 0 (tests) are advertised as the ports actually bound.
@@ -469,6 +504,7 @@ impl Agent {
             raft.set_api_handler(crate::http::api_handler(agent.clone()));
         }
         tracker.spawn(crate::http::serve(http, agent.clone()));
+        tracker.spawn(crate::dns::server::serve(agent.clone(), dns));
         tasks::spawn_all(&agent, &tracker);
         cluster::spawn_all(&agent, &tracker);
         {
@@ -506,6 +542,7 @@ impl Agent {
         Ok(AgentHandle {
             agent,
             http_addr,
+            dns_addr,
             tracker,
         })
     }

@@ -65,15 +65,28 @@ pub async fn run(args: AgentArgs) -> anyhow::Result<i32> {
             resolved.serf_lan
         )
     })?;
+    let mut dns = Vec::new();
+    for addr in &resolved.dns {
+        dns.push(crate::agent::bind_dns(*addr).await.with_context(|| {
+            format!("Error starting DNS server on {addr} (UDP and TCP): is another agent running?")
+        })?);
+    }
     let token = CancellationToken::new();
     let listeners = Listeners {
         http: listener,
         server_rpc,
         serf_lan,
+        dns,
     };
     let handle = Agent::start(opts.clone(), listeners, token.clone()).await?;
     // The running agent's options carry the ports actually bound.
-    print_banner(&handle.agent.opts, &config, &resolved, bound);
+    print_banner(
+        &handle.agent.opts,
+        &config,
+        &resolved,
+        bound,
+        handle.dns_addr,
+    );
 
     // Reload re-reads the same flags and files.
     let reload_args = Arc::new(args);
@@ -187,6 +200,7 @@ pub fn options(config: &Config, resolved: &Resolved) -> anyhow::Result<AgentOpti
         // Autopilot: a server failed this long is removed (Consul waits for
         // `server_stabilization_time`, 10s, before acting on a server's health).
         dead_server_grace: Duration::from_secs(10),
+        dns: crate::dns::DnsOptions::from_config(config),
     })
 }
 
@@ -259,13 +273,20 @@ fn host_node_id() -> Option<String> {
     Some(uuid::Uuid::new_v5(&uuid::Uuid::NAMESPACE_OID, source.as_bytes()).to_string())
 }
 
-fn print_banner(opts: &AgentOptions, config: &Config, resolved: &Resolved, http: SocketAddr) {
+fn print_banner(
+    opts: &AgentOptions,
+    config: &Config,
+    resolved: &Resolved,
+    http: SocketAddr,
+    dns: Option<SocketAddr>,
+) {
     let clients: Vec<String> = resolved
         .client_ips
         .iter()
         .map(|ip| ip.to_string())
         .collect();
-    let dns = config.ports.dns;
+    // The bound port (`-dns-port=0` picks one), -1 when disabled.
+    let dns = dns.map_or(-1, |a| i32::from(a.port()));
     println!("==> Consul agent running!");
     println!(
         "           Version: '{}' (registry-node {})",

@@ -15,6 +15,7 @@ pub mod health;
 pub mod kv;
 pub mod operator;
 pub mod params;
+pub mod query;
 pub mod session;
 pub mod status;
 pub mod txn;
@@ -55,6 +56,7 @@ pub fn router(agent: Ctx) -> Router {
         local
             .merge(kv::routes())
             .merge(catalog::routes())
+            .merge(query::routes())
             .merge(health::routes())
             .merge(session::routes())
             .merge(status::routes())

@@ -1,7 +1,7 @@
 //! The Raft log payload: every write to the replicated state is one [`Request`].
 
 use registry_api::{
-    CatalogDeregistration, CatalogRegistration, KvTxnOp, SessionEntry, TxnResponse,
+    CatalogDeregistration, CatalogRegistration, KvTxnOp, PreparedQuery, SessionEntry, TxnResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -48,6 +48,15 @@ pub enum Command {
     ReapTombstones {
         /// Highest index to reap.
         index: u64,
+    },
+    /// `POST /v1/query`; the ID is chosen by the proposer so apply stays deterministic.
+    QueryCreate(Box<PreparedQuery>),
+    /// `PUT /v1/query/:id`.
+    QueryUpdate(Box<PreparedQuery>),
+    /// `DELETE /v1/query/:id`.
+    QueryDelete {
+        /// Query ID.
+        id: String,
     },
 }
 

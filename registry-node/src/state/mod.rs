@@ -9,6 +9,7 @@
 mod catalog;
 mod command;
 mod kv;
+pub mod query;
 #[cfg(test)]
 mod tests;
 
@@ -17,7 +18,7 @@ use std::time::Duration;
 
 use registry_api::{
     CRITICAL, CatalogDeregistration, CheckServiceNode, HealthCheck, KVPair, KvTxnOp, MAX_TXN_OPS,
-    SessionEntry, TxnError, TxnResponse, TxnResult,
+    PreparedQuery, SessionEntry, TxnError, TxnResponse, TxnResult,
 };
 use serde::{Deserialize, Serialize};
 
@@ -44,6 +45,8 @@ pub enum WatchKey {
     Checks,
     /// Any session.
     Sessions,
+    /// Any prepared query.
+    PreparedQueries,
 }
 
 /// The whole replicated state.
@@ -54,6 +57,9 @@ pub struct Store {
     kv: KvTable,
     catalog: Catalog,
     sessions: BTreeMap<String, SessionEntry>,
+    /// Prepared queries by ID; `default` keeps snapshots from before they existed loadable.
+    #[serde(default)]
+    queries: BTreeMap<String, PreparedQuery>,
     /// Index of the last change of each non-KV watch key (KV indexes come from the data).
     #[serde(with = "pairs")]
     view_indexes: HashMap<WatchKey, u64>,
@@ -106,6 +112,16 @@ impl Store {
     /// All sessions.
     pub fn sessions(&self) -> impl Iterator<Item = &SessionEntry> {
         self.sessions.values()
+    }
+
+    /// A prepared query by ID.
+    pub fn prepared_query(&self, id: &str) -> Option<&PreparedQuery> {
+        self.queries.get(id)
+    }
+
+    /// All prepared queries, by ID.
+    pub fn prepared_queries(&self) -> impl Iterator<Item = &PreparedQuery> {
+        self.queries.values()
     }
 
     /// `/v1/health/service/:name` rows.
@@ -167,6 +183,14 @@ impl Store {
                 self.kv.reap(*upto, req.now_ms);
                 Response::Ok
             }
+            Command::QueryCreate(q) => self.query_set(index, q, true, &mut changes),
+            Command::QueryUpdate(q) => self.query_set(index, q, false, &mut changes),
+            Command::QueryDelete { id } => {
+                if self.queries.remove(id).is_some() {
+                    changes.push(WatchKey::PreparedQueries);
+                }
+                Response::Ok
+            }
         };
         for key in &changes {
             if !matches!(key, WatchKey::Kv(_)) {
@@ -175,6 +199,39 @@ impl Store {
         }
         self.changes.extend(changes);
         response
+    }
+
+    /// Creates or replaces a prepared query after re-validating it against the
+    /// replicated state (the HTTP layer's check may have raced another write).
+    fn query_set(
+        &mut self,
+        index: u64,
+        q: &PreparedQuery,
+        create: bool,
+        changes: &mut Vec<WatchKey>,
+    ) -> Response {
+        let existing = self.queries.get(&q.id);
+        match (create, existing) {
+            (true, Some(_)) => {
+                return Response::Error(format!("prepared query ID '{}' already exists", q.id));
+            }
+            (false, None) => {
+                return Response::Error(format!(
+                    "Cannot modify non-existent prepared query: '{}'",
+                    q.id
+                ));
+            }
+            _ => {}
+        }
+        if let Err(e) = query::validate(self, q) {
+            return Response::Error(e);
+        }
+        let mut entry = q.clone();
+        entry.create_index = existing.map_or(index, |e| e.create_index);
+        entry.modify_index = index;
+        self.queries.insert(entry.id.clone(), entry);
+        changes.push(WatchKey::PreparedQueries);
+        Response::Ok
     }
 
     fn kv_set(
@@ -496,6 +553,12 @@ impl Store {
             changes,
         );
         changes.push(WatchKey::Sessions);
+        // Consul deletes the prepared queries tied to an invalidated session.
+        let before = self.queries.len();
+        self.queries.retain(|_, q| q.session != id);
+        if self.queries.len() != before {
+            changes.push(WatchKey::PreparedQueries);
+        }
     }
 
     fn invalidate_sessions_for_check(

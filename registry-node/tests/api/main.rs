@@ -10,6 +10,8 @@ mod t30_txn;
 mod t40_durability;
 mod t50_agent_state;
 mod t60_checks;
+mod t70_dns;
+mod t80_query;
 
 use registry_node::testing::TestAgent;
 use serde_json::Value;

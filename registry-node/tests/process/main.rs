@@ -9,6 +9,7 @@ mod t35_reload;
 mod t40_watch_lock;
 mod t50_operator;
 mod t60_cluster;
+mod t70_dns;
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -29,16 +30,19 @@ pub struct Proc {
     pub base: String,
     /// `127.0.0.1:<port>`, for `-http-addr`.
     pub addr: String,
+    /// The DNS port from the banner (`DNS: <port>`; -1 when disabled).
+    pub dns_port: i32,
 }
 
 impl Proc {
-    /// Starts `registry-node agent <args> -http-port=0` and waits for the banner and a leader.
+    /// Starts `registry-node agent <args> -http-port=0 -dns-port=0 …` and waits for the banner and a leader.
     pub fn start(args: &[&str]) -> Proc {
         let mut child = Command::new(bin())
             .arg("agent")
             .args(args)
             .args([
                 "-http-port=0",
+                "-dns-port=0",
                 "-server-port=0",
                 "-serf-lan-port=0",
                 "-client=127.0.0.1",
@@ -54,11 +58,17 @@ impl Proc {
             for line in BufReader::new(stdout).lines().map_while(Result::ok) {
                 if let Some(rest) = line.split("(HTTP: ").nth(1) {
                     let port: String = rest.chars().take_while(char::is_ascii_digit).collect();
-                    let _ = tx.send(port);
+                    let dns: i32 = line
+                        .split("DNS: ")
+                        .nth(1)
+                        .map(|d| d.chars().take_while(|c| *c == '-' || c.is_ascii_digit()))
+                        .map(|d| d.collect::<String>().parse().unwrap_or(-1))
+                        .unwrap_or(-1);
+                    let _ = tx.send((port, dns));
                 }
             }
         });
-        let port = rx
+        let (port, dns_port) = rx
             .recv_timeout(Duration::from_secs(30))
             .expect("banner with the HTTP port");
         let addr = format!("127.0.0.1:{port}");
@@ -66,6 +76,7 @@ impl Proc {
             child,
             base: format!("http://{addr}"),
             addr,
+            dns_port,
         };
         p.wait_leader();
         p

@@ -1,0 +1,180 @@
+//! Consul's DNS interface (consul.md §3): `NAME.service.consul`, `NODE.node.consul`,
+//! `HEX.addr.consul`, … over UDP and TCP on `-dns-port` (8600).
+//!
+//! Split so that the logic is testable without sockets:
+//! - [`query`]: question name → [`query::Lookup`] (pure);
+//! - [`answer`]: store snapshot + lookup → records and RCODE (pure);
+//! - [`server`]: the hickory `RequestHandler` that reads the agent's store,
+//!   applies the UDP limits and sends the reply.
+//!
+//! Not yet here: prepared-query execution (`.query` answers NXDOMAIN),
+//! recursors (out-of-zone names are REFUSED), client agents forwarding to a
+//! server (SERVFAIL), PTR, SOA/NS questions, connect/ingress/virtual forms,
+//! CNAMEs for hostname addresses, cross-DC lookups.
+
+pub mod answer;
+pub mod query;
+pub mod server;
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::config::Config;
+
+/// `dns_config { soa { } }` timers, in seconds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Soa {
+    /// SOA expire.
+    pub expire: u32,
+    /// SOA minimum; also the TTL of the SOA record (negative caching).
+    pub min_ttl: u32,
+    /// SOA refresh.
+    pub refresh: u32,
+    /// SOA retry.
+    pub retry: u32,
+}
+
+impl Default for Soa {
+    fn default() -> Self {
+        Soa {
+            expire: 86400,
+            min_ttl: 0,
+            refresh: 3600,
+            retry: 600,
+        }
+    }
+}
+
+/// What the DNS server needs from the configuration (`domain`, `alt_domain`, `dns_config`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct DnsOptions {
+    /// Primary zone, lowercase with the trailing dot (`consul.`).
+    pub domain: String,
+    /// Second zone answered like the first ("" = none).
+    pub alt_domain: String,
+    /// TTL of node records.
+    pub node_ttl: Duration,
+    /// TTL of service records: exact name, `prefix*` (longest wins) or `*`.
+    pub service_ttl: BTreeMap<String, Duration>,
+    /// Drop warning instances too, not only critical ones.
+    pub only_passing: bool,
+    /// Set TC when a UDP answer was cut to `udp_answer_limit` records.
+    pub enable_truncate: bool,
+    /// Records in a UDP answer without EDNS (capped at 8 like Consul).
+    pub udp_answer_limit: usize,
+    /// Cap of A/AAAA answers (0 = none).
+    pub a_record_limit: usize,
+    /// Node meta as TXT in the additional section of A/AAAA/SRV answers.
+    pub enable_additional_node_meta_txt: bool,
+    /// SOA timers.
+    pub soa: Soa,
+    /// Accepted; hickory always compresses names (no-op for now).
+    pub disable_compression: bool,
+    /// Servers answer from their own store without asking the leader.
+    pub allow_stale: bool,
+}
+
+impl Default for DnsOptions {
+    fn default() -> Self {
+        DnsOptions {
+            domain: "consul.".into(),
+            alt_domain: String::new(),
+            node_ttl: Duration::ZERO,
+            service_ttl: BTreeMap::new(),
+            only_passing: false,
+            enable_truncate: false,
+            udp_answer_limit: 3,
+            a_record_limit: 0,
+            enable_additional_node_meta_txt: true,
+            soa: Soa::default(),
+            disable_compression: false,
+            allow_stale: true,
+        }
+    }
+}
+
+impl DnsOptions {
+    /// From the loaded configuration.
+    pub fn from_config(config: &Config) -> DnsOptions {
+        let d = &config.dns_config;
+        DnsOptions {
+            domain: zone(&config.domain),
+            alt_domain: zone(&config.alt_domain),
+            node_ttl: d.node_ttl.get(),
+            service_ttl: d
+                .service_ttl
+                .iter()
+                .map(|(k, v)| (k.to_ascii_lowercase(), v.get()))
+                .collect(),
+            only_passing: d.only_passing,
+            enable_truncate: d.enable_truncate,
+            udp_answer_limit: d.udp_answer_limit as usize,
+            a_record_limit: d.a_record_limit as usize,
+            enable_additional_node_meta_txt: d.enable_additional_node_meta_txt,
+            soa: Soa {
+                expire: d.soa.expire,
+                min_ttl: d.soa.min_ttl,
+                refresh: d.soa.refresh,
+                retry: d.soa.retry,
+            },
+            disable_compression: d.disable_compression,
+            allow_stale: d.allow_stale,
+        }
+    }
+
+    /// TTL of a service's records: exact name, else the longest matching
+    /// `prefix*`, else `*`, else 0 (Consul's `GetTTLForService`).
+    pub fn service_ttl(&self, service: &str) -> Duration {
+        let service = service.to_ascii_lowercase();
+        if let Some(ttl) = self.service_ttl.get(&service) {
+            return *ttl;
+        }
+        self.service_ttl
+            .iter()
+            .filter_map(|(k, v)| {
+                let prefix = k.strip_suffix('*')?;
+                service.starts_with(prefix).then_some((prefix.len(), *v))
+            })
+            .max_by_key(|(len, _)| *len)
+            .map(|(_, v)| v)
+            .unwrap_or(Duration::ZERO)
+    }
+}
+
+/// A zone name as matched: lowercase, with the trailing dot ("" stays "").
+fn zone(name: &str) -> String {
+    let name = name.trim().to_ascii_lowercase();
+    if name.is_empty() || name.ends_with('.') {
+        name
+    } else {
+        format!("{name}.")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn service_ttl_exact_prefix_wildcard() {
+        let mut o = DnsOptions::default();
+        assert_eq!(o.service_ttl("web"), Duration::ZERO);
+        o.service_ttl.insert("*".into(), Duration::from_secs(5));
+        o.service_ttl.insert("db*".into(), Duration::from_secs(10));
+        o.service_ttl
+            .insert("db-main*".into(), Duration::from_secs(20));
+        o.service_ttl.insert("web".into(), Duration::from_secs(30));
+        assert_eq!(o.service_ttl("web"), Duration::from_secs(30));
+        assert_eq!(o.service_ttl("WEB"), Duration::from_secs(30));
+        assert_eq!(o.service_ttl("web2"), Duration::from_secs(5));
+        assert_eq!(o.service_ttl("db-replica"), Duration::from_secs(10));
+        assert_eq!(o.service_ttl("db-main-1"), Duration::from_secs(20));
+    }
+
+    #[test]
+    fn zone_names_are_normalized() {
+        assert_eq!(zone("Consul"), "consul.");
+        assert_eq!(zone("example.org."), "example.org.");
+        assert_eq!(zone(""), "");
+    }
+}

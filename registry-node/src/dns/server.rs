@@ -1,0 +1,256 @@
+//! The hickory `RequestHandler`: reads the agent's store, answers through
+//! [`super::answer`], applies Consul's UDP limits and copies the client's EDNS.
+//!
+//! Truncation: without EDNS a UDP answer is first cut to
+//! `min(udp_answer_limit, 8)` records (Consul); TC is set for that cut only
+//! when `enable_truncate` is on, as in Consul. When the reply still does not
+//! fit the client's buffer (512 bytes without EDNS), hickory drops records and
+//! always sets TC; we keep that, because without TC `dig` and stub resolvers
+//! never retry over TCP, where the full set is served.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use hickory_server::Server;
+use hickory_server::net::runtime::Time;
+use hickory_server::net::xfer::Protocol;
+use hickory_server::proto::op::{Edns, Metadata, ResponseCode};
+use hickory_server::proto::rr::{Name, RData, Record, RecordType};
+use hickory_server::server::{Request, RequestHandler, ResponseHandler, ResponseInfo};
+use hickory_server::zone_handler::MessageResponseBuilder;
+use registry_api::Consistency;
+use tokio::net::{TcpListener, UdpSocket};
+
+use super::answer::{self, Answer, Context};
+use super::query;
+use crate::agent::Agent;
+
+/// Consul never puts more than this many records in a non-EDNS UDP answer.
+const MAX_UDP_ANSWERS: usize = 8;
+
+/// Idle timeout of a TCP connection.
+const TCP_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Serves DNS on the given sockets until the agent's token is cancelled.
+pub async fn serve(agent: Arc<Agent>, sockets: Vec<(UdpSocket, TcpListener)>) {
+    if sockets.is_empty() {
+        return;
+    }
+    let token = agent.token.clone();
+    let mut server = Server::new(DnsHandler { agent });
+    for (udp, tcp) in sockets {
+        if let (Ok(u), Ok(t)) = (udp.local_addr(), tcp.local_addr()) {
+            tracing::info!(udp = %u, tcp = %t, "started DNS server");
+        }
+        server.register_socket(udp);
+        server.register_listener(tcp, TCP_TIMEOUT, 32);
+    }
+    token.cancelled().await;
+    if let Err(e) = server.shutdown_gracefully().await {
+        tracing::warn!(error = %e, "DNS server stopped with an error");
+    }
+}
+
+/// Answers every question from the agent's state.
+pub struct DnsHandler {
+    agent: Arc<Agent>,
+}
+
+/// Header flags and sections of a reply, before encoding.
+struct Reply {
+    rcode: ResponseCode,
+    truncated: bool,
+    answer: Option<Answer>,
+}
+
+impl Reply {
+    fn code(rcode: ResponseCode) -> Reply {
+        Reply {
+            rcode,
+            truncated: false,
+            answer: None,
+        }
+    }
+}
+
+impl DnsHandler {
+    async fn reply(&self, qname: &Name, qtype: RecordType, udp_no_edns: bool) -> Reply {
+        if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
+            return Reply::code(ResponseCode::NotImp);
+        }
+        let opts = &self.agent.opts.dns;
+        let Some(question) = query::parse(
+            &qname.to_ascii(),
+            qtype == RecordType::SRV,
+            &opts.domain,
+            &opts.alt_domain,
+        ) else {
+            // No recursors yet: names outside our zones are refused.
+            return Reply::code(ResponseCode::Refused);
+        };
+        // Client agents have no store; forwarding to a server comes later.
+        let Some(raft) = self.agent.server_raft() else {
+            return Reply::code(ResponseCode::ServFail);
+        };
+        if !opts.allow_stale
+            && !raft.is_leader()
+            && raft.read_barrier(Consistency::Default).await.is_err()
+        {
+            return Reply::code(ResponseCode::ServFail);
+        }
+        let ctx = Context {
+            opts,
+            datacenter: &self.agent.opts.datacenter,
+            now_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs() as u32)
+                .unwrap_or(0),
+        };
+        let mut answer = raft
+            .shared
+            .read(|store| answer::answer(store, &question, qname, qtype, &ctx, &mut rand::rng()));
+        let mut truncated = false;
+        if udp_no_edns {
+            let limit = opts.udp_answer_limit.clamp(1, MAX_UDP_ANSWERS);
+            truncated = cut(&mut answer, limit) && opts.enable_truncate;
+        }
+        Reply {
+            rcode: answer.rcode,
+            truncated,
+            answer: Some(answer),
+        }
+    }
+}
+
+/// Keeps the first `limit` answers and the additionals of the SRV targets
+/// still answered. True when something was cut.
+pub fn cut(answer: &mut Answer, limit: usize) -> bool {
+    if answer.answers.len() <= limit {
+        return false;
+    }
+    answer.answers.truncate(limit);
+    let targets: HashSet<&Name> = answer
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::SRV(srv) => Some(&srv.target),
+            _ => None,
+        })
+        .collect();
+    if !targets.is_empty() {
+        let keep: Vec<Record> = answer
+            .additionals
+            .iter()
+            .filter(|r| targets.contains(&r.name))
+            .cloned()
+            .collect();
+        answer.additionals = keep;
+    }
+    true
+}
+
+#[async_trait::async_trait]
+impl RequestHandler for DnsHandler {
+    async fn handle_request<R: ResponseHandler, T: Time>(
+        &self,
+        request: &Request,
+        mut response_handle: R,
+    ) -> ResponseInfo {
+        let builder = MessageResponseBuilder::from_message_request(request);
+        let info = match request.request_info() {
+            Ok(info) => info,
+            Err(_) => {
+                let msg = builder.error_msg(&request.metadata, ResponseCode::FormErr);
+                return send(&mut response_handle, msg, &request.metadata).await;
+            }
+        };
+        let qname: Name = info.query.name().into();
+        let qtype = info.query.query_type();
+        let udp_no_edns = request.protocol() == Protocol::Udp && request.edns.is_none();
+        let reply = self.reply(&qname, qtype, udp_no_edns).await;
+
+        // hickory does not copy the client's EDNS; without it EDNS clients
+        // would be cut at 512 bytes too.
+        let edns = request.edns.as_ref().map(|e| {
+            let mut out = Edns::new();
+            out.set_max_payload(e.max_payload().max(512));
+            out
+        });
+        let mut builder = builder;
+        if let Some(e) = edns.as_ref() {
+            builder.edns(e);
+        }
+        let mut md = Metadata::response_from_request(&request.metadata);
+        md.authoritative = true;
+        md.recursion_available = false;
+        md.response_code = reply.rcode;
+        md.truncation = reply.truncated;
+        let empty = Answer {
+            rcode: reply.rcode,
+            answers: Vec::new(),
+            authority: Vec::new(),
+            additionals: Vec::new(),
+        };
+        let a = reply.answer.as_ref().unwrap_or(&empty);
+        let msg = builder.build(
+            md,
+            a.answers.iter(),
+            std::iter::empty(),
+            a.authority.iter(),
+            a.additionals.iter(),
+        );
+        send(&mut response_handle, msg, &request.metadata).await
+    }
+}
+
+async fn send<'a, R: ResponseHandler>(
+    handle: &mut R,
+    msg: hickory_server::zone_handler::MessageResponse<
+        '_,
+        'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+        impl Iterator<Item = &'a Record> + Send + 'a,
+    >,
+    request: &Metadata,
+) -> ResponseInfo {
+    match handle.send_response(msg).await {
+        Ok(info) => info,
+        Err(e) => {
+            tracing::debug!(error = %e, "DNS: cannot send a response");
+            let mut md = Metadata::response_from_request(request);
+            md.response_code = ResponseCode::ServFail;
+            ResponseInfo::from(hickory_server::proto::op::Header {
+                metadata: md,
+                counts: Default::default(),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use hickory_server::proto::rr::rdata::{A, SRV};
+
+    #[test]
+    fn cut_keeps_additionals_of_kept_targets() {
+        let q = Name::from_ascii("web.service.consul.").unwrap();
+        let t = |i: u8| Name::from_ascii(format!("n{i}.node.dc1.consul.")).unwrap();
+        let mut a = Answer {
+            rcode: ResponseCode::NoError,
+            answers: (0..5)
+                .map(|i| Record::from_rdata(q.clone(), 0, RData::SRV(SRV::new(1, 1, 80, t(i)))))
+                .collect(),
+            authority: Vec::new(),
+            additionals: (0..5)
+                .map(|i| Record::from_rdata(t(i), 0, RData::A(A([10, 0, 0, i].into()))))
+                .collect(),
+        };
+        assert!(cut(&mut a, 3));
+        assert_eq!((a.answers.len(), a.additionals.len()), (3, 3));
+        assert!(!cut(&mut a, 3));
+    }
+}
