@@ -75,8 +75,7 @@ pub fn answer(
             b.addr(*ip, &mut a);
             true
         }
-        // Prepared queries do not exist yet.
-        Lookup::Query { .. } => false,
+        Lookup::Query { name, .. } => b.prepared_query(store, name, rng, &mut a),
     };
     if !found {
         return a.nxdomain(question, ctx);
@@ -170,12 +169,43 @@ impl Builder<'_> {
         }
         rows.shuffle(rng);
         let ttl = ttl_secs(opts.service_ttl(svc));
+        self.instances(&rows, ttl, a);
+        true
+    }
+
+    /// `NAME.query`: the prepared query by ID or name (templates included),
+    /// filtered by its own rules; TTL from its `DNS.TTL`, else the service's.
+    fn prepared_query(
+        &self,
+        store: &Store,
+        id_or_name: &str,
+        rng: &mut impl Rng,
+        a: &mut Answer,
+    ) -> bool {
+        let Some(q) = crate::state::query::resolve(store, id_or_name) else {
+            return false;
+        };
+        let mut rows = crate::state::query::execute(store, &q, None);
+        if rows.is_empty() {
+            return false;
+        }
+        rows.shuffle(rng);
+        let ttl = registry_api::duration::parse_duration(&q.dns.ttl)
+            .map(ttl_secs)
+            .unwrap_or_else(|_| ttl_secs(self.ctx.opts.service_ttl(&q.service.service)));
+        self.instances(&rows, ttl, a);
+        true
+    }
+
+    /// The records of healthy, shuffled instances for the question's type.
+    fn instances(&self, rows: &[CheckServiceNode], ttl: u32, a: &mut Answer) {
+        let opts = self.ctx.opts;
         match self.qtype {
-            RecordType::SRV => self.srv(&rows, ttl, a),
+            RecordType::SRV => self.srv(rows, ttl, a),
             RecordType::A | RecordType::AAAA | RecordType::ANY => {
                 let mut seen = HashSet::new();
                 let mut count = 0;
-                for r in &rows {
+                for r in rows {
                     let addr = if r.service.address.is_empty() {
                         &r.node.address
                     } else {
@@ -196,13 +226,12 @@ impl Builder<'_> {
                     }
                 }
                 if self.qtype == RecordType::ANY {
-                    self.meta_txt_of(&rows, ttl, &mut a.answers);
+                    self.meta_txt_of(rows, ttl, &mut a.answers);
                 }
             }
-            RecordType::TXT => self.meta_txt_of(&rows, ttl, &mut a.answers),
+            RecordType::TXT => self.meta_txt_of(rows, ttl, &mut a.answers),
             _ => {}
         }
-        true
     }
 
     fn srv(&self, rows: &[CheckServiceNode], ttl: u32, a: &mut Answer) {

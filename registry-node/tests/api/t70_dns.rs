@@ -243,3 +243,47 @@ async fn client_agent_answers_servfail_for_now() {
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn prepared_query_by_name_and_by_template() {
+    let a = TestAgent::start().await;
+    seed_web3(&a).await;
+    let addr = dns_addr(&a);
+    let resp = a
+        .http
+        .post(a.url("/v1/query"))
+        .body(r#"{"Name": "web-master", "Service": {"Service": "web3", "Tags": ["master"]}, "DNS": {"TTL": "7s"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m = udp(addr, "web-master.query.consul.", RecordType::SRV, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(srv_ports(&m), [10001]);
+    assert!(m.answers.iter().all(|r| r.ttl == 7), "the query's DNS TTL");
+    // RFC 2782 form of the same query.
+    let m = udp(
+        addr,
+        "_web-master._tcp.query.consul.",
+        RecordType::SRV,
+        true,
+    )
+    .await;
+    assert_eq!(srv_ports(&m), [10001]);
+    // A template answers any name with its prefix.
+    let resp = a
+        .http
+        .post(a.url("/v1/query"))
+        .body(r#"{"Name": "web", "Template": {"Type": "name_prefix_match"}, "Service": {"Service": "${name.full}"}}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 200);
+    let m = udp(addr, "web3.query.consul.", RecordType::SRV, true).await;
+    let mut ports = srv_ports(&m);
+    ports.sort();
+    assert_eq!(ports, [10001, 10002]);
+    let m = udp(addr, "nosuch.query.consul.", RecordType::SRV, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    a.shutdown().await;
+}
