@@ -8,12 +8,13 @@
 //!   applies the UDP limits and sends the reply.
 //!
 //! Not yet here: prepared-query execution (`.query` answers NXDOMAIN),
-//! recursors (out-of-zone names are REFUSED), client agents forwarding to a
+//! client agents forwarding to a
 //! server (SERVFAIL), PTR, SOA/NS questions, connect/ingress/virtual forms,
 //! CNAMEs for hostname addresses, cross-DC lookups.
 
 pub mod answer;
 pub mod query;
+pub mod recursor;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -72,6 +73,12 @@ pub struct DnsOptions {
     pub disable_compression: bool,
     /// Servers answer from their own store without asking the leader.
     pub allow_stale: bool,
+    /// Upstream servers for names outside our zones (`recursors`, `-recursor`).
+    pub recursors: Vec<std::net::SocketAddr>,
+    /// Ask them in random order (`recursor_strategy = "random"`), not in turn.
+    pub recursor_random: bool,
+    /// How long one recursor may take (`recursor_timeout`).
+    pub recursor_timeout: Duration,
 }
 
 impl Default for DnsOptions {
@@ -89,6 +96,9 @@ impl Default for DnsOptions {
             soa: Soa::default(),
             disable_compression: false,
             allow_stale: true,
+            recursors: Vec::new(),
+            recursor_random: false,
+            recursor_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -119,6 +129,19 @@ impl DnsOptions {
             },
             disable_compression: d.disable_compression,
             allow_stale: d.allow_stale,
+            recursors: config
+                .recursors
+                .iter()
+                .filter_map(|r| {
+                    let parsed = recursor::parse_recursor(r);
+                    if parsed.is_none() {
+                        tracing::warn!(recursor = %r, "dns: ignoring a recursor that is not ip[:port]");
+                    }
+                    parsed
+                })
+                .collect(),
+            recursor_random: d.recursor_strategy == "random",
+            recursor_timeout: d.recursor_timeout.get(),
         }
     }
 

@@ -62,6 +62,8 @@ struct Reply {
     rcode: ResponseCode,
     truncated: bool,
     answer: Option<Answer>,
+    /// Relayed from a recursor: not authoritative.
+    forwarded: bool,
 }
 
 impl Reply {
@@ -70,6 +72,7 @@ impl Reply {
             rcode,
             truncated: false,
             answer: None,
+            forwarded: false,
         }
     }
 }
@@ -86,8 +89,36 @@ impl DnsHandler {
             &opts.domain,
             &opts.alt_domain,
         ) else {
-            // No recursors yet: names outside our zones are refused.
-            return Reply::code(ResponseCode::Refused);
+            // Outside our zones: the recursors answer, or nobody does.
+            if opts.recursors.is_empty() {
+                return Reply::code(ResponseCode::Refused);
+            }
+            return match super::recursor::forward(
+                &opts.recursors,
+                opts.recursor_random,
+                opts.recursor_timeout,
+                qname,
+                qtype,
+            )
+            .await
+            {
+                Some(m) => Reply {
+                    rcode: m.metadata.response_code,
+                    truncated: false,
+                    forwarded: true,
+                    answer: Some(Answer {
+                        rcode: m.metadata.response_code,
+                        answers: m.answers,
+                        authority: m.authorities,
+                        additionals: m
+                            .additionals
+                            .into_iter()
+                            .filter(|r| r.record_type() != RecordType::OPT)
+                            .collect(),
+                    }),
+                },
+                None => Reply::code(ResponseCode::ServFail),
+            };
         };
         // Client agents have no store; forwarding to a server comes later.
         let Some(raft) = self.agent.server_raft() else {
@@ -119,6 +150,7 @@ impl DnsHandler {
             rcode: answer.rcode,
             truncated,
             answer: Some(answer),
+            forwarded: false,
         }
     }
 }
@@ -182,8 +214,8 @@ impl RequestHandler for DnsHandler {
             builder.edns(e);
         }
         let mut md = Metadata::response_from_request(&request.metadata);
-        md.authoritative = true;
-        md.recursion_available = false;
+        md.authoritative = !reply.forwarded;
+        md.recursion_available = !self.agent.opts.dns.recursors.is_empty();
         md.response_code = reply.rcode;
         md.truncation = reply.truncated;
         let empty = Answer {

@@ -287,3 +287,78 @@ async fn prepared_query_by_name_and_by_template() {
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     a.shutdown().await;
 }
+
+/// A stub upstream DNS server on loopback: answers `A` for `example.org.`,
+/// NXDOMAIN for other names, or SERVFAIL for everything when `broken`.
+async fn stub_upstream(broken: bool) -> SocketAddr {
+    let sock = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+    let addr = sock.local_addr().unwrap();
+    tokio::spawn(async move {
+        let mut buf = vec![0u8; 4096];
+        loop {
+            let Ok((n, from)) = sock.recv_from(&mut buf).await else {
+                return;
+            };
+            let Ok(req) = Message::from_vec(&buf[..n]) else {
+                continue;
+            };
+            let mut resp = Message::response(req.metadata.id, req.metadata.op_code);
+            resp.metadata.recursion_available = true;
+            let q = req.queries[0].clone();
+            let known = q.name().to_ascii() == "example.org.";
+            resp.add_query(q.clone());
+            resp.metadata.response_code = if broken {
+                ResponseCode::ServFail
+            } else if known {
+                resp.add_answer(hickory_server::proto::rr::Record::from_rdata(
+                    q.name().clone(),
+                    300,
+                    RData::A(A([93, 184, 216, 34].into())),
+                ));
+                ResponseCode::NoError
+            } else {
+                ResponseCode::NXDomain
+            };
+            let _ = sock.send_to(&resp.to_vec().unwrap(), from).await;
+        }
+    });
+    addr
+}
+
+#[tokio::test]
+async fn recursors_answer_outside_the_zone_in_turn() {
+    let (broken, good) = (stub_upstream(true).await, stub_upstream(false).await);
+    let mut opts = registry_node::agent::AgentOptions::for_test();
+    opts.dns.recursors = vec![broken, good];
+    let a = TestAgent::start_with(opts).await;
+    let addr = dns_addr(&a);
+    // The first recursor fails; the second answers; we relay it, not authoritative.
+    let m = udp(addr, "example.org.", RecordType::A, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert!(m.metadata.recursion_available);
+    assert!(!m.metadata.authoritative);
+    let ips: Vec<_> = m
+        .answers
+        .iter()
+        .filter_map(|r| match &r.data {
+            RData::A(a) => Some(a.0),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(ips, [std::net::Ipv4Addr::new(93, 184, 216, 34)]);
+    let m = udp(addr, "nosuch.example.", RecordType::A, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    // Our own zone is still answered by us.
+    let m = udp(addr, "nosuch.service.consul.", RecordType::A, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    assert!(m.metadata.authoritative);
+    a.shutdown().await;
+
+    // With only a failing recursor: SERVFAIL.
+    let mut opts = registry_node::agent::AgentOptions::for_test();
+    opts.dns.recursors = vec![broken];
+    let a = TestAgent::start_with(opts).await;
+    let m = udp(dns_addr(&a), "example.org.", RecordType::A, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
+    a.shutdown().await;
+}
