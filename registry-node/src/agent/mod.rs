@@ -787,6 +787,7 @@ impl Agent {
         from_config: bool,
     ) -> Result<String, Error> {
         let service = local::service_from_registration(reg).map_err(Error::BadRequest)?;
+        crate::dns::warn_if_not_dns_label(&service.service);
         let checks = local::service_checks(reg, &self.opts.node_name).map_err(Error::BadRequest)?;
         for (_, definition) in &checks {
             self.runner

@@ -141,6 +141,10 @@ impl Builder<'_> {
         a: &mut Answer,
     ) -> bool {
         let opts = self.ctx.opts;
+        // Names DNS cannot carry are never answered (the agent warned at registration).
+        if !super::is_dns_label(svc) {
+            return false;
+        }
         let mut rows = store.health_service(svc);
         if rows.is_empty() {
             // Names are matched case-insensitively; the catalog is not.

@@ -12,6 +12,21 @@
 //! server (SERVFAIL), PTR, SOA/NS questions, connect/ingress/virtual forms,
 //! CNAMEs for hostname addresses, cross-DC lookups.
 
+/// Whether `name` can be looked up by DNS (Consul: alphanumerics and dashes).
+pub fn is_dns_label(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+}
+
+/// Consul's warning for a service registered under a name DNS cannot serve.
+pub fn warn_if_not_dns_label(service: &str) {
+    if !is_dns_label(service) {
+        tracing::warn!(
+            service,
+            "agent: Service name will not be discoverable via DNS due to invalid characters. Valid characters include all alpha-numerics and dashes."
+        );
+    }
+}
+
 pub mod answer;
 pub mod query;
 pub mod recursor;
@@ -176,6 +191,14 @@ fn zone(name: &str) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn dns_labels_are_alphanumerics_and_dashes() {
+        assert!(super::is_dns_label("web-3"));
+        assert!(!super::is_dns_label("web_3"));
+        assert!(!super::is_dns_label("web.3"));
+        assert!(!super::is_dns_label(""));
+    }
+
     use super::*;
 
     #[test]

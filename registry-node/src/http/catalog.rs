@@ -66,6 +66,7 @@ async fn register(State(agent): State<Ctx>, params: Params, body: Bytes) -> ApiR
         if svc.service.is_empty() {
             return Err(ApiError::bad_request("Missing service name"));
         }
+        crate::dns::warn_if_not_dns_label(&svc.service);
         if svc.id.is_empty() {
             svc.id = svc.service.clone();
         }

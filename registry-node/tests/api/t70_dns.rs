@@ -362,3 +362,22 @@ async fn recursors_answer_outside_the_zone_in_turn() {
     assert_eq!(m.metadata.response_code, ResponseCode::ServFail);
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn service_names_that_are_not_dns_labels_are_not_answered() {
+    let a = TestAgent::start().await;
+    register(
+        &a,
+        "n1",
+        "10.0.0.9",
+        json!({"ID": "under-1", "Service": "web_3", "Port": 80}),
+        "passing",
+    )
+    .await;
+    // Registered (and warned about), but DNS answers it consistently as unknown.
+    let (body, _) = get_json(&a, "/v1/catalog/service/web_3").await;
+    assert_eq!(body.as_array().map(Vec::len), Some(1));
+    let m = udp(dns_addr(&a), "web_3.service.consul.", RecordType::SRV, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    a.shutdown().await;
+}
