@@ -25,10 +25,10 @@ use tokio::time::{Instant, sleep};
 use tokio_util::task::TaskTracker;
 
 use super::Agent;
-use super::servers::server_addr;
+use super::servers::{is_server, raft_id, server_addr};
 use crate::gossip::GossipConfig;
 use crate::gossip::member::tags;
-use crate::raft::{NodeId, node_id_from_uuid};
+use crate::raft::NodeId;
 use crate::state::Command;
 
 /// Serf's default LAN port, used for join addresses given without one.
@@ -406,7 +406,7 @@ fn server_members(members: &[Member], dc: &str) -> Vec<(String, NodeId, String, 
         .iter()
         .filter_map(|m| {
             let addr = server_addr(m, dc)?;
-            let id = node_id_from_uuid(m.tags.get(tags::ID)?);
+            let id = raft_id(m)?;
             let expect = m.tags.get(tags::EXPECT).and_then(|e| e.parse().ok());
             Some((m.name.clone(), id, addr, expect))
         })
@@ -594,7 +594,7 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
                     tracing::info!(member = %m.name, "consul: member failed, marking health critical");
                     set_serf_health(agent, m, CRITICAL, FAILED_OUTPUT).await;
                 }
-                if m.tags.get(tags::ROLE).map(String::as_str) == Some("consul") {
+                if is_server(m) {
                     let since = *state
                         .failed_since
                         .entry(m.name.clone())
@@ -610,8 +610,8 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
                     tracing::info!(member = %m.name, "consul: member left, deregistering");
                     deregister_node(agent, &m.name).await;
                 }
-                if m.tags.get(tags::ROLE).map(String::as_str) == Some("consul")
-                    && let Some(id) = m.tags.get(tags::ID).map(|i| node_id_from_uuid(i))
+                if is_server(m)
+                    && let Some(id) = raft_id(m)
                     && id != raft.id
                     && raft.members().iter().any(|r| r.id == id)
                 {
@@ -694,7 +694,7 @@ fn ensure_voter(
     addr: String,
     state: &mut ReconcileState,
 ) {
-    let Some(id) = m.tags.get(tags::ID).map(|i| node_id_from_uuid(i)) else {
+    let Some(id) = raft_id(m) else {
         return;
     };
     if id == raft.id
@@ -728,7 +728,7 @@ fn ensure_voter(
 /// Autopilot's dead-server cleanup: removes a failed server unless that would
 /// leave fewer healthy voters than a quorum of the remaining configuration.
 async fn remove_dead_server(raft: &crate::raft::RaftNode, m: &Member) {
-    let Some(id) = m.tags.get(tags::ID).map(|i| node_id_from_uuid(i)) else {
+    let Some(id) = raft_id(m) else {
         return;
     };
     let voters: Vec<_> = raft.members().into_iter().filter(|r| r.voter).collect();

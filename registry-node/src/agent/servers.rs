@@ -20,10 +20,22 @@ use crate::state::{Request, Response};
 /// Longest wait for a forwarded write (the server may itself wait for an election).
 const APPLY_TIMEOUT: Duration = Duration::from_secs(30);
 
+/// Whether `m` is a server (tag `role=consul`), whatever its status.
+pub fn is_server(m: &Member) -> bool {
+    m.tags.get(tags::ROLE).map(String::as_str) == Some("consul")
+}
+
+/// The Raft ID of member `m`, derived from its node ID tag.
+pub fn raft_id(m: &Member) -> Option<crate::raft::NodeId> {
+    m.tags
+        .get(tags::ID)
+        .map(|id| crate::raft::node_id_from_uuid(id))
+}
+
 /// The RPC address (`ip:port`) of `m` if it is an alive server of `dc`.
 pub fn server_addr(m: &Member, dc: &str) -> Option<String> {
     if m.status != MemberStatus::Alive as u8
-        || m.tags.get(tags::ROLE).map(String::as_str) != Some("consul")
+        || !is_server(m)
         || m.tags.get(tags::DC).map(String::as_str) != Some(dc)
     {
         return None;

@@ -282,7 +282,7 @@ async fn members(State(agent): State<Ctx>, params: Params) -> ApiResult<Response
             .gossip
             .members()
             .into_iter()
-            .filter(|m| m.tags.get("role").map(String::as_str) == Some("consul"))
+            .filter(crate::agent::servers::is_server)
             .map(|mut m| {
                 m.name = format!("{}.{}", m.name, agent.opts.datacenter);
                 m

@@ -35,6 +35,15 @@ fn keep(name: &str) -> bool {
     !HOP_BY_HOP.contains(&name.to_ascii_lowercase().as_str())
 }
 
+/// The end-to-end headers of one hop, as text pairs for the RPC frame.
+fn header_pairs(headers: &axum::http::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(n, _)| keep(n.as_str()))
+        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
+        .collect()
+}
+
 /// The fallback route of a client agent: forwards the request to a server.
 pub async fn proxy(State(agent): State<Ctx>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
@@ -47,12 +56,7 @@ pub async fn proxy(State(agent): State<Ctx>, req: Request) -> Response {
         .path_and_query()
         .map(|p| p.as_str().to_string())
         .unwrap_or_else(|| parts.uri.path().to_string());
-    let headers = parts
-        .headers
-        .iter()
-        .filter(|(n, _)| keep(n.as_str()))
-        .filter_map(|(n, v)| Some((n.as_str().to_string(), v.to_str().ok()?.to_string())))
-        .collect();
+    let headers = header_pairs(&parts.headers);
     let blocking = parts
         .uri
         .query()
@@ -163,14 +167,7 @@ impl ApiHandler for RouterApi {
             };
             HttpReply {
                 status: parts.status.as_u16(),
-                headers: parts
-                    .headers
-                    .iter()
-                    .filter(|(n, _)| keep(n.as_str()))
-                    .filter_map(|(n, v)| {
-                        Some((n.as_str().to_string(), v.to_str().ok()?.to_string()))
-                    })
-                    .collect(),
+                headers: header_pairs(&parts.headers),
                 body: B64.encode(body),
             }
         })

@@ -39,11 +39,9 @@ pub fn local_routes() -> Router<Ctx> {
 
 /// The gossip member carrying Raft ID `id`, if any.
 fn member_of(members: &[Member], id: NodeId) -> Option<&Member> {
-    members.iter().find(|m| {
-        m.tags
-            .get(tags::ID)
-            .is_some_and(|u| node_id_from_uuid(u) == id)
-    })
+    members
+        .iter()
+        .find(|m| crate::agent::servers::raft_id(m) == Some(id))
 }
 
 async fn configuration(State(agent): State<Ctx>, params: Params) -> ApiResult<Response> {
