@@ -2,7 +2,7 @@
 //! `registry-node agent ...` runs the agent; every other subcommand is an HTTP
 //! client of a running agent (see `crate::command`).
 
-pub mod goflags;
+pub use ::goflags;
 
 use clap::{Parser, Subcommand};
 
@@ -64,4 +64,55 @@ pub enum Command {
     Keyring(command::keyring::KeyringArgs),
     /// Provide cluster-level tools for operators (Raft peers).
     Operator(command::operator::OperatorArgs),
+}
+
+#[cfg(test)]
+mod tests {
+    use std::ffi::OsString;
+
+    use super::{Cli, goflags};
+
+    /// Parses like `main` and returns the one-line error.
+    fn error_line(args: &[&str]) -> Option<String> {
+        use clap::Parser;
+        let argv = std::iter::once("registry-node")
+            .chain(args.iter().copied())
+            .map(OsString::from);
+        let err = Cli::try_parse_from(goflags::normalize(argv.collect())).unwrap_err();
+        goflags::describe_error(&err)
+    }
+
+    #[test]
+    fn clap_errors_become_one_go_style_line() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["agent", "-foo"], "error: unknown flag: -foo"),
+            (&["agent", "-foo=bar"], "error: unknown flag: -foo"),
+            (
+                &["agent", "-http-port=abc"],
+                "error: invalid value \"abc\" for flag -http-port: invalid digit found in string",
+            ),
+            (
+                &["agent", "-dns-port", "70000"],
+                "error: invalid value \"70000\" for flag -dns-port: 70000 is not in -1..=65535",
+            ),
+            (
+                &["agent", "-server=maybe"],
+                "error: invalid value \"maybe\" for flag -server: parse error (expected true or false)",
+            ),
+            (
+                &["agent", "-config-format=yaml"],
+                "error: invalid value \"yaml\" for flag -config-format: must be one of json, hcl",
+            ),
+            (&["nosuchcommand"], "error: unknown command: nosuchcommand"),
+        ];
+        for (args, expected) in cases {
+            assert_eq!(error_line(args).as_deref(), Some(*expected), "{args:?}");
+        }
+        assert_eq!(
+            error_line(&["agent", "-h"]),
+            None,
+            "help is printed by clap"
+        );
+        assert_eq!(error_line(&["-version"]), None);
+    }
 }

@@ -242,50 +242,6 @@ mod tests {
         );
     }
 
-    /// Parses like `main` and returns the one-line error.
-    fn error_line(args: &[&str]) -> Option<String> {
-        use clap::Parser;
-        let argv = std::iter::once("registry-node")
-            .chain(args.iter().copied())
-            .map(OsString::from);
-        let err = crate::cli::Cli::try_parse_from(normalize(argv.collect())).unwrap_err();
-        describe_error(&err)
-    }
-
-    #[test]
-    fn clap_errors_become_one_go_style_line() {
-        let cases: &[(&[&str], &str)] = &[
-            (&["agent", "-foo"], "error: unknown flag: -foo"),
-            (&["agent", "-foo=bar"], "error: unknown flag: -foo"),
-            (
-                &["agent", "-http-port=abc"],
-                "error: invalid value \"abc\" for flag -http-port: invalid digit found in string",
-            ),
-            (
-                &["agent", "-dns-port", "70000"],
-                "error: invalid value \"70000\" for flag -dns-port: 70000 is not in -1..=65535",
-            ),
-            (
-                &["agent", "-server=maybe"],
-                "error: invalid value \"maybe\" for flag -server: parse error (expected true or false)",
-            ),
-            (
-                &["agent", "-config-format=yaml"],
-                "error: invalid value \"yaml\" for flag -config-format: must be one of json, hcl",
-            ),
-            (&["nosuchcommand"], "error: unknown command: nosuchcommand"),
-        ];
-        for (args, expected) in cases {
-            assert_eq!(error_line(args).as_deref(), Some(*expected), "{args:?}");
-        }
-        assert_eq!(
-            error_line(&["agent", "-h"]),
-            None,
-            "help is printed by clap"
-        );
-        assert_eq!(error_line(&["-version"]), None);
-    }
-
     #[test]
     fn go_booleans() {
         for t in ["1", "t", "T", "true", "TRUE", "True"] {
