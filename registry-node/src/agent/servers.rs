@@ -14,7 +14,9 @@ use registry_api::agent::{Member, MemberStatus};
 use super::Error;
 use crate::gossip::GossipHandle;
 use crate::gossip::member::tags;
-use crate::rpc::{HttpCall, HttpReply, RemoteRefusal, RpcClient, RpcRequest, RpcResponse};
+use crate::rpc::{
+    DnsCall, DnsReply, HttpCall, HttpReply, RemoteRefusal, RpcClient, RpcRequest, RpcResponse,
+};
 use crate::state::{Request, Response};
 
 /// Longest wait for a forwarded write (the server may itself wait for an election).
@@ -135,6 +137,31 @@ impl ServerPool {
     #[cfg(feature = "test-util")]
     pub fn rpc_client(&self) -> &RpcClient {
         &self.rpc
+    }
+
+    /// Asks a server a DNS question; any transport failure moves on to another server.
+    pub async fn dns(&self, call: DnsCall, timeout: Duration) -> Result<DnsReply, Error> {
+        let candidates = self.candidates();
+        if candidates.is_empty() {
+            return Err(Error::NoServers);
+        }
+        let mut last = String::new();
+        for addr in candidates {
+            match self
+                .rpc
+                .call(&addr, RpcRequest::Dns(call.clone()), timeout)
+                .await
+            {
+                Ok(RpcResponse::Dns(reply)) => {
+                    self.keep(&addr);
+                    return Ok(reply);
+                }
+                Ok(RpcResponse::Error(m)) => last = m,
+                Ok(_) => last = format!("unexpected answer from {addr}"),
+                Err(e) => last = e.to_string(),
+            }
+        }
+        Err(Error::Rpc(format!("no server could answer: {last}")))
     }
 
     /// Runs an HTTP API call on a server. Reads (`idempotent`) move on to

@@ -5,7 +5,7 @@ use std::collections::HashSet;
 use std::net::IpAddr;
 
 use hickory_server::proto::op::ResponseCode;
-use hickory_server::proto::rr::rdata::{A, AAAA, SOA, SRV, TXT};
+use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use rand::Rng;
 use rand::seq::SliceRandom;
@@ -53,6 +53,18 @@ pub fn answer(
         authority: Vec::new(),
         additionals: Vec::new(),
     };
+    // SOA and NS questions get the zone's records whatever the name (as Consul).
+    if matches!(qtype, RecordType::SOA | RecordType::NS) {
+        let (ns, glue) = nameservers(store, &question.zone, ctx, rng);
+        if qtype == RecordType::SOA {
+            a.answers.push(soa(&question.zone, ctx));
+            a.authority = ns;
+        } else {
+            a.answers = ns;
+        }
+        a.additionals = glue;
+        return a;
+    }
     let Some(lookup) = &question.lookup else {
         return a.nxdomain(question, ctx);
     };
@@ -85,6 +97,87 @@ pub fn answer(
         a.authority.push(soa(&question.zone, ctx));
     }
     a
+}
+
+/// NS records for up to three random alive servers (`<node>.node.<dc>.<zone>`,
+/// the instances of the `consul` service) and their A/AAAA glue.
+fn nameservers(
+    store: &Store,
+    zone: &str,
+    ctx: &Context<'_>,
+    rng: &mut impl Rng,
+) -> (Vec<Record>, Vec<Record>) {
+    let mut servers = store.health_service(CONSUL_SERVICE);
+    servers.retain(|r| r.checks.iter().all(|c| status_rank(&c.status) < 2));
+    servers.shuffle(rng);
+    let ttl = ttl_secs(ctx.opts.node_ttl);
+    let (mut ns, mut glue) = (Vec::new(), Vec::new());
+    for r in servers.iter().take(MAX_NAMESERVERS) {
+        let target = name(&format!("{}.node.{}.{zone}", r.node.node, ctx.datacenter));
+        ns.push(Record::from_rdata(
+            name(zone),
+            ttl,
+            RData::NS(NS(target.clone())),
+        ));
+        if let Ok(ip) = r.node.address.parse::<IpAddr>() {
+            glue.push(Record::from_rdata(target, ttl, ip_rdata(ip)));
+        }
+    }
+    (ns, glue)
+}
+
+/// The service every server is registered as; its instances are the nameservers.
+const CONSUL_SERVICE: &str = "consul";
+
+/// Consul lists at most three nameservers.
+const MAX_NAMESERVERS: usize = 3;
+
+/// `<reversed ip>.in-addr.arpa` / `.ip6.arpa`: PTR records to the nodes with
+/// that address, else to the services registered with it. `None` when
+/// nothing has the address (the caller asks the recursors or says NXDOMAIN).
+/// Names use the primary domain, as Consul's do.
+pub fn ptr(store: &Store, qname: &Name, ip: IpAddr, ctx: &Context<'_>) -> Option<Answer> {
+    let same = |addr: &str| addr.parse::<IpAddr>().is_ok_and(|a| a == ip);
+    let catalog = store.catalog();
+    let dc = ctx.datacenter;
+    let domain = &ctx.opts.domain;
+    let mut targets: Vec<(String, u32)> = catalog
+        .nodes()
+        .filter(|n| same(&n.address))
+        .map(|n| {
+            let ttl = ttl_secs(ctx.opts.node_ttl);
+            (format!("{}.node.{dc}.{domain}", n.node), ttl)
+        })
+        .collect();
+    if targets.is_empty() {
+        let mut services: Vec<String> = catalog
+            .nodes()
+            .flat_map(|n| catalog.node_services(&n.node))
+            .filter(|s| same(&s.address))
+            .map(|s| s.service.clone())
+            .collect();
+        services.sort();
+        services.dedup();
+        targets = services
+            .into_iter()
+            .map(|svc| {
+                let ttl = ttl_secs(ctx.opts.service_ttl(&svc));
+                (format!("{svc}.service.{dc}.{domain}"), ttl)
+            })
+            .collect();
+    }
+    if targets.is_empty() {
+        return None;
+    }
+    Some(Answer {
+        rcode: ResponseCode::NoError,
+        answers: targets
+            .into_iter()
+            .map(|(t, ttl)| Record::from_rdata(qname.clone(), ttl, RData::PTR(PTR(name(&t)))))
+            .collect(),
+        authority: Vec::new(),
+        additionals: Vec::new(),
+    })
 }
 
 impl Answer {
@@ -209,14 +302,15 @@ impl Builder<'_> {
             RecordType::A | RecordType::AAAA | RecordType::ANY => {
                 let mut seen = HashSet::new();
                 let mut count = 0;
+                let mut hostname = None;
                 for r in rows {
                     let addr = if r.service.address.is_empty() {
                         &r.node.address
                     } else {
                         &r.service.address
                     };
-                    // Hostname addresses (CNAME) are not served yet.
                     let Ok(ip) = addr.parse::<IpAddr>() else {
+                        hostname.get_or_insert(addr.as_str());
                         continue;
                     };
                     if opts.a_record_limit > 0 && count >= opts.a_record_limit {
@@ -228,6 +322,13 @@ impl Builder<'_> {
                         a.answers.push(rec);
                         count += 1;
                     }
+                }
+                // Only hostname addresses: one CNAME, resolved by the client (Consul
+                // returns the first CNAME when nothing else answers).
+                if a.answers.is_empty()
+                    && let Some(host) = hostname
+                {
+                    a.answers.push(cname(self.qname, host, ttl));
                 }
                 if self.qtype == RecordType::ANY {
                     self.meta_txt_of(rows, ttl, &mut a.answers);
@@ -301,10 +402,19 @@ impl Builder<'_> {
             return false;
         };
         let ttl = ttl_secs(self.ctx.opts.node_ttl);
-        if let Ok(ip) = n.address.parse::<IpAddr>()
-            && let Some(rec) = self.ip_record(self.qname.clone(), ip, ttl)
-        {
-            a.answers.push(rec);
+        match n.address.parse::<IpAddr>() {
+            Ok(ip) => a
+                .answers
+                .extend(self.ip_record(self.qname.clone(), ip, ttl)),
+            Err(_)
+                if matches!(
+                    self.qtype,
+                    RecordType::A | RecordType::AAAA | RecordType::ANY
+                ) =>
+            {
+                a.answers.push(cname(self.qname, &n.address, ttl));
+            }
+            Err(_) => {}
         }
         match self.qtype {
             RecordType::TXT | RecordType::ANY => {
@@ -339,6 +449,12 @@ impl Builder<'_> {
         );
         fits.then(|| Record::from_rdata(owner, ttl, ip_rdata(ip)))
     }
+}
+
+/// `owner CNAME host.` for an address that is a hostname.
+fn cname(owner: &Name, host: &str, ttl: u32) -> Record {
+    let target = name(&format!("{}.", host.trim_end_matches('.')));
+    Record::from_rdata(owner.clone(), ttl, RData::CNAME(CNAME(target)))
 }
 
 fn ip_rdata(ip: IpAddr) -> RData {
@@ -512,6 +628,86 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn soa_and_ns_questions_name_the_servers() {
+        let mut s = store();
+        register(
+            &mut s,
+            "srv1",
+            "10.0.1.1",
+            Some(svc("consul", "consul", 8300, &[], "")),
+        );
+        let o = DnsOptions::default();
+        for q in ["consul.", "web3.service.consul."] {
+            let a = ask(&s, &o, q, RecordType::SOA, 1);
+            assert_eq!(a.rcode, ResponseCode::NoError);
+            assert_eq!(a.answers.len(), 1);
+            assert_eq!(a.answers[0].record_type(), RecordType::SOA);
+            assert_eq!(a.authority.len(), 1);
+            assert_eq!(
+                a.authority[0].data,
+                RData::NS(NS(Name::from_ascii("srv1.node.dc1.consul.").unwrap()))
+            );
+            assert_eq!(a.additionals[0].data, RData::A(A([10, 0, 1, 1].into())));
+        }
+        let a = ask(&s, &o, "consul.", RecordType::NS, 1);
+        assert_eq!(a.answers.len(), 1);
+        assert_eq!(a.answers[0].name.to_ascii(), "consul.");
+        assert!(a.authority.is_empty());
+        assert_eq!(a.additionals.len(), 1);
+    }
+
+    #[test]
+    fn ptr_names_nodes_then_services() {
+        let s = store();
+        let o = DnsOptions::default();
+        let ctx = Context {
+            opts: &o,
+            datacenter: "dc1",
+            now_unix: 1,
+        };
+        let q = Name::from_ascii("1.0.0.10.in-addr.arpa.").unwrap();
+        let a = ptr(&s, &q, "10.0.0.1".parse().unwrap(), &ctx).expect("node n1");
+        assert_eq!(
+            a.answers[0].data,
+            RData::PTR(PTR(Name::from_ascii("n1.node.dc1.consul.").unwrap()))
+        );
+        let a = ptr(&s, &q, "10.9.9.9".parse().unwrap(), &ctx).expect("service db");
+        assert_eq!(
+            a.answers[0].data,
+            RData::PTR(PTR(Name::from_ascii("db.service.dc1.consul.").unwrap()))
+        );
+        let a = ptr(&s, &q, "2001:db8:0::6".parse().unwrap(), &ctx).expect("node n6");
+        assert_eq!(a.answers.len(), 1);
+        assert!(ptr(&s, &q, "10.7.7.7".parse().unwrap(), &ctx).is_none());
+    }
+
+    #[test]
+    fn hostname_addresses_answer_a_cname() {
+        let mut s = store();
+        register(
+            &mut s,
+            "n7",
+            "10.0.0.7",
+            Some(svc("ext", "ext", 443, &[], "api.example.com")),
+        );
+        register(&mut s, "n8", "db8.example.com", None);
+        let o = DnsOptions::default();
+        let a = ask(&s, &o, "ext.service.consul.", RecordType::A, 1);
+        assert_eq!(
+            a.answers,
+            vec![Record::from_rdata(
+                Name::from_ascii("ext.service.consul.").unwrap(),
+                0,
+                RData::CNAME(CNAME(Name::from_ascii("api.example.com.").unwrap()))
+            )]
+        );
+        let a = ask(&s, &o, "n8.node.consul.", RecordType::AAAA, 1);
+        assert_eq!(a.answers[0].record_type(), RecordType::CNAME);
+        let a = ask(&s, &o, "n8.node.consul.", RecordType::TXT, 1);
+        assert!(a.answers.is_empty());
     }
 
     #[test]

@@ -5,12 +5,10 @@
 //! - [`query`]: question name → [`query::Lookup`] (pure);
 //! - [`answer`]: store snapshot + lookup → records and RCODE (pure);
 //! - [`server`]: the hickory `RequestHandler` that reads the agent's store,
-//!   applies the UDP limits and sends the reply.
+//!   applies the UDP limits and sends the reply;
+//! - [`remote`]: client agents' questions answered by a server over RPC.
 //!
-//! Not yet here: prepared-query execution (`.query` answers NXDOMAIN),
-//! client agents forwarding to a
-//! server (SERVFAIL), PTR, SOA/NS questions, connect/ingress/virtual forms,
-//! CNAMEs for hostname addresses, cross-DC lookups.
+//! Not yet here: connect/ingress/virtual forms, cross-DC lookups.
 
 /// Whether `name` can be looked up by DNS (Consul: alphanumerics and dashes).
 pub fn is_dns_label(name: &str) -> bool {
@@ -30,6 +28,7 @@ pub fn warn_if_not_dns_label(service: &str) {
 pub mod answer;
 pub mod query;
 pub mod recursor;
+pub mod remote;
 pub mod server;
 
 use std::collections::BTreeMap;
@@ -38,7 +37,7 @@ use std::time::Duration;
 use crate::config::Config;
 
 /// `dns_config { soa { } }` timers, in seconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub struct Soa {
     /// SOA expire.
     pub expire: u32,
@@ -62,7 +61,8 @@ impl Default for Soa {
 }
 
 /// What the DNS server needs from the configuration (`domain`, `alt_domain`, `dns_config`).
-#[derive(Debug, Clone, PartialEq)]
+/// Serializable: client agents send theirs along with forwarded questions.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DnsOptions {
     /// Primary zone, lowercase with the trailing dot (`consul.`).
     pub domain: String,
@@ -86,8 +86,10 @@ pub struct DnsOptions {
     pub soa: Soa,
     /// Accepted; hickory always compresses names (no-op for now).
     pub disable_compression: bool,
-    /// Servers answer from their own store without asking the leader.
+    /// Servers answer from their own store without asking the leader...
     pub allow_stale: bool,
+    /// ...unless they last heard from it longer ago than this (`max_stale`).
+    pub max_stale: Duration,
     /// Upstream servers for names outside our zones (`recursors`, `-recursor`).
     pub recursors: Vec<std::net::SocketAddr>,
     /// Ask them in random order (`recursor_strategy = "random"`), not in turn.
@@ -111,6 +113,7 @@ impl Default for DnsOptions {
             soa: Soa::default(),
             disable_compression: false,
             allow_stale: true,
+            max_stale: Duration::from_secs(87600 * 3600),
             recursors: Vec::new(),
             recursor_random: false,
             recursor_timeout: Duration::from_secs(2),
@@ -144,6 +147,7 @@ impl DnsOptions {
             },
             disable_compression: d.disable_compression,
             allow_stale: d.allow_stale,
+            max_stale: d.max_stale.get(),
             recursors: config
                 .recursors
                 .iter()

@@ -168,6 +168,30 @@ fn locality(suffix: &[&str]) -> Option<Option<String>> {
     }
 }
 
+/// The address of a reverse-lookup name (`4.3.2.1.in-addr.arpa.`, 32 nibbles
+/// `.ip6.arpa.`); `None` for anything else, partial names included.
+pub fn reverse_ip(qname: &str) -> Option<IpAddr> {
+    let name = qname.to_ascii_lowercase();
+    let name = name.trim_end_matches('.');
+    if let Some(rest) = name.strip_suffix(".in-addr.arpa") {
+        let octets: Vec<u8> = rest
+            .split('.')
+            .map(|l| l.parse::<u8>().ok())
+            .collect::<Option<_>>()?;
+        let [d, c, b, a] = octets[..] else {
+            return None;
+        };
+        return Some(IpAddr::V4(Ipv4Addr::new(a, b, c, d)));
+    }
+    let rest = name.strip_suffix(".ip6.arpa")?;
+    let nibbles: Vec<&str> = rest.split('.').collect();
+    if nibbles.len() != 32 || nibbles.iter().any(|n| n.len() != 1) {
+        return None;
+    }
+    let hex: String = nibbles.into_iter().rev().collect();
+    hex_ip(&hex)
+}
+
 /// `7f000001` → 127.0.0.1; 32 hex digits → an IPv6 address.
 pub fn hex_ip(hex: &str) -> Option<IpAddr> {
     if !hex.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -309,6 +333,20 @@ mod tests {
         assert_eq!(p("web.service.dc1.extra.consul.", false), None);
         assert_eq!(p("web.service.p1.peer.consul.", false), None);
         assert_eq!(p("web.connect.consul.", false), None);
+    }
+
+    #[test]
+    fn reverse_names() {
+        assert_eq!(
+            reverse_ip("4.3.2.10.in-addr.arpa."),
+            Some("10.2.3.4".parse().unwrap())
+        );
+        let v6 = "1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.IP6.ARPA.";
+        assert_eq!(reverse_ip(v6), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(reverse_ip("3.2.10.in-addr.arpa."), None);
+        assert_eq!(reverse_ip("256.3.2.10.in-addr.arpa."), None);
+        assert_eq!(reverse_ip("0.8.b.d.0.1.0.0.2.ip6.arpa."), None);
+        assert_eq!(reverse_ip("web.service.consul."), None);
     }
 
     #[test]

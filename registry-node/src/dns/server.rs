@@ -23,7 +23,7 @@ use registry_api::Consistency;
 use tokio::net::{TcpListener, UdpSocket};
 
 use super::answer::{self, Answer, Context};
-use super::query;
+use super::{DnsOptions, query};
 use crate::agent::Agent;
 
 /// Consul never puts more than this many records in a non-EDNS UDP answer.
@@ -83,64 +83,36 @@ impl DnsHandler {
             return Reply::code(ResponseCode::NotImp);
         }
         let opts = &self.agent.opts.dns;
-        let Some(question) = query::parse(
-            &qname.to_ascii(),
-            qtype == RecordType::SRV,
-            &opts.domain,
-            &opts.alt_domain,
-        ) else {
+        let text = qname.to_ascii();
+        let ours = query::reverse_ip(&text).is_some()
+            || query::parse(&text, false, &opts.domain, &opts.alt_domain).is_some();
+        if !ours {
             // Outside our zones: the recursors answer, or nobody does.
-            if opts.recursors.is_empty() {
-                return Reply::code(ResponseCode::Refused);
-            }
-            return match super::recursor::forward(
-                &opts.recursors,
-                opts.recursor_random,
-                opts.recursor_timeout,
-                qname,
-                qtype,
-            )
-            .await
-            {
-                Some(m) => Reply {
-                    rcode: m.metadata.response_code,
-                    truncated: false,
-                    forwarded: true,
-                    answer: Some(Answer {
-                        rcode: m.metadata.response_code,
-                        answers: m.answers,
-                        authority: m.authorities,
-                        additionals: m
-                            .additionals
-                            .into_iter()
-                            .filter(|r| r.record_type() != RecordType::OPT)
-                            .collect(),
-                    }),
-                },
-                None => Reply::code(ResponseCode::ServFail),
-            };
-        };
-        // Client agents have no store; forwarding to a server comes later.
-        let Some(raft) = self.agent.server_raft() else {
-            return Reply::code(ResponseCode::ServFail);
-        };
-        if !opts.allow_stale
-            && !raft.is_leader()
-            && raft.read_barrier(Consistency::Default).await.is_err()
-        {
-            return Reply::code(ResponseCode::ServFail);
+            return self.forward(qname, qtype).await;
         }
-        let ctx = Context {
-            opts,
-            datacenter: &self.agent.opts.datacenter,
-            now_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs() as u32)
-                .unwrap_or(0),
+        let resolved = if self.agent.server_raft().is_some() {
+            resolve(&self.agent, opts, qname, qtype).await
+        } else {
+            super::remote::ask(&self.agent, opts, qname, qtype).await
         };
-        let mut answer = raft
-            .shared
-            .read(|store| answer::answer(store, &question, qname, qtype, &ctx, &mut rand::rng()));
+        let mut answer = match resolved {
+            Ok(Some(answer)) => answer,
+            // A reverse name nobody here has: upstream may know it.
+            Ok(None) if !opts.recursors.is_empty() => return self.forward(qname, qtype).await,
+            Ok(None) => {
+                let ctx = context(&self.agent, opts);
+                Answer {
+                    rcode: ResponseCode::NXDomain,
+                    answers: Vec::new(),
+                    authority: vec![answer::soa(&opts.domain, &ctx)],
+                    additionals: Vec::new(),
+                }
+            }
+            Err(e) => {
+                tracing::debug!(%qname, error = %e, "dns: cannot answer");
+                return Reply::code(ResponseCode::ServFail);
+            }
+        };
         let mut truncated = false;
         if udp_no_edns {
             let limit = opts.udp_answer_limit.clamp(1, MAX_UDP_ANSWERS);
@@ -152,6 +124,93 @@ impl DnsHandler {
             answer: Some(answer),
             forwarded: false,
         }
+    }
+
+    /// Relays the question to the recursors; REFUSED without any, SERVFAIL
+    /// when none answers.
+    async fn forward(&self, qname: &Name, qtype: RecordType) -> Reply {
+        let opts = &self.agent.opts.dns;
+        if opts.recursors.is_empty() {
+            return Reply::code(ResponseCode::Refused);
+        }
+        match super::recursor::forward(
+            &opts.recursors,
+            opts.recursor_random,
+            opts.recursor_timeout,
+            qname,
+            qtype,
+        )
+        .await
+        {
+            Some(m) => Reply {
+                rcode: m.metadata.response_code,
+                truncated: false,
+                forwarded: true,
+                answer: Some(Answer {
+                    rcode: m.metadata.response_code,
+                    answers: m.answers,
+                    authority: m.authorities,
+                    additionals: m
+                        .additionals
+                        .into_iter()
+                        .filter(|r| r.record_type() != RecordType::OPT)
+                        .collect(),
+                }),
+            },
+            None => Reply::code(ResponseCode::ServFail),
+        }
+    }
+}
+
+/// Answers from this server's store with `opts` (the asking agent's).
+/// `Ok(None)` for a name that is not ours or a reverse name nobody has;
+/// `Err` when the store may not be read (no leader to confirm a fresh read).
+pub async fn resolve(
+    agent: &Agent,
+    opts: &DnsOptions,
+    qname: &Name,
+    qtype: RecordType,
+) -> Result<Option<Answer>, String> {
+    let raft = agent
+        .server_raft()
+        .ok_or_else(|| "not a server".to_string())?;
+    // Stale reads are the default; a server that lost the leader for longer
+    // than `max_stale` confirms with it first.
+    let stale_ok =
+        opts.allow_stale && u128::from(raft.last_contact_ms()) <= opts.max_stale.as_millis();
+    if !stale_ok && !raft.is_leader() {
+        raft.read_barrier(Consistency::Default)
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    let ctx = context(agent, opts);
+    let text = qname.to_ascii();
+    if let Some(ip) = query::reverse_ip(&text) {
+        return Ok(raft
+            .shared
+            .read(|store| answer::ptr(store, qname, ip, &ctx)));
+    }
+    let Some(question) = query::parse(
+        &text,
+        qtype == RecordType::SRV,
+        &opts.domain,
+        &opts.alt_domain,
+    ) else {
+        return Ok(None);
+    };
+    Ok(Some(raft.shared.read(|store| {
+        answer::answer(store, &question, qname, qtype, &ctx, &mut rand::rng())
+    })))
+}
+
+fn context<'a>(agent: &'a Agent, opts: &'a DnsOptions) -> Context<'a> {
+    Context {
+        opts,
+        datacenter: &agent.opts.datacenter,
+        now_unix: SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_secs() as u32)
+            .unwrap_or(0),
     }
 }
 

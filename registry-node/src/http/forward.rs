@@ -21,7 +21,7 @@ use tower::ServiceExt;
 use super::error::ApiError;
 use super::{BODY_LIMIT, Ctx};
 use crate::agent::Agent;
-use crate::rpc::{ApiHandler, HttpCall, HttpReply};
+use crate::rpc::{ApiHandler, DnsCall, DnsReply, HttpCall, HttpReply};
 
 /// Headers not copied between the two hops.
 const HOP_BY_HOP: [&str; 4] = ["content-length", "transfer-encoding", "connection", "host"];
@@ -124,16 +124,23 @@ pub async fn to_leader(agent: &Agent, method: &str, uri: String) -> Result<Respo
 /// Answers forwarded calls with this server's router.
 struct RouterApi {
     router: axum::Router,
+    agent: Arc<Agent>,
 }
 
 /// The handler a server's Raft RPC uses for forwarded HTTP calls.
 pub fn api_handler(agent: Arc<Agent>) -> Arc<dyn ApiHandler> {
     Arc::new(RouterApi {
-        router: super::router(agent),
+        router: super::router(agent.clone()),
+        agent,
     })
 }
 
 impl ApiHandler for RouterApi {
+    fn dns(&self, call: DnsCall) -> BoxFuture<'static, DnsReply> {
+        let agent = self.agent.clone();
+        Box::pin(async move { crate::dns::remote::serve(&agent, call).await })
+    }
+
     fn http(&self, call: HttpCall) -> BoxFuture<'static, HttpReply> {
         let router = self.router.clone();
         Box::pin(async move {

@@ -57,6 +57,10 @@ impl RpcHandler for RaftService {
                 Some(api) => RpcResponse::Http(api.http(call).await),
                 None => RpcResponse::Error("server is starting".into()),
             },
+            RpcRequest::Dns(call) => match self.core.api.get() {
+                Some(api) => RpcResponse::Dns(api.dns(call).await),
+                None => RpcResponse::Error("server is starting".into()),
+            },
             RpcRequest::Ping => {
                 let m = self.core.raft.metrics().borrow().clone();
                 RpcResponse::Pong(PeerStatus {

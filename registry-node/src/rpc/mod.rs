@@ -68,7 +68,26 @@ pub enum RpcRequest {
     /// An HTTP API call a client agent forwards to a server, answered by the
     /// server's own router (catalog, KV, health, session, txn, status...).
     Http(HttpCall),
+    /// A DNS question a client agent forwards to a server, answered from the
+    /// server's store with the client's `dns_config`.
+    Dns(DnsCall),
 }
+
+/// A DNS question carried over server RPC.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DnsCall {
+    /// Question name.
+    pub qname: String,
+    /// Question type (RFC 1035 number).
+    pub qtype: u16,
+    /// The asking agent's DNS options (zone, TTLs, health filtering...).
+    pub options: crate::dns::DnsOptions,
+}
+
+/// The answer to a [`DnsCall`]: `Ok(Some(base64 DNS message))` with the RCODE
+/// and sections, `Ok(None)` when the name is unknown and the asker decides
+/// (a PTR for an address nobody has), `Err` when the server cannot answer.
+pub type DnsReply = Result<Option<String>, String>;
 
 /// An HTTP request carried over server RPC (bodies base64 in the JSON frame).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -98,6 +117,8 @@ pub struct HttpReply {
 pub trait ApiHandler: Send + Sync + 'static {
     /// Runs `call` through the server's HTTP router.
     fn http(&self, call: HttpCall) -> futures::future::BoxFuture<'static, HttpReply>;
+    /// Answers a forwarded DNS question from the server's store.
+    fn dns(&self, call: DnsCall) -> futures::future::BoxFuture<'static, DnsReply>;
 }
 
 /// Why the leader refused a forwarded write or read-index request.
@@ -143,6 +164,8 @@ pub enum RpcResponse {
     Apply(Result<Vec<Response>, RemoteRefusal>),
     /// Answer to [`RpcRequest::Http`].
     Http(HttpReply),
+    /// Answer to [`RpcRequest::Dns`].
+    Dns(DnsReply),
     /// The server could not handle the frame (undecodable, shutting down).
     Error(String),
 }

@@ -2,7 +2,29 @@
 //! other, a client joins, every agent sees every member, and the client
 //! forwards reads and writes to the servers.
 
+use std::net::SocketAddr;
+
+use hickory_server::proto::op::{Message, Query, ResponseCode};
+use hickory_server::proto::rr::{Name, RecordType};
+use tokio::net::UdpSocket;
+
 use crate::{WAIT, cluster, eventually, get, members, put};
+
+/// One question over UDP (EDNS-less; the answers here are small).
+async fn dns_query(addr: SocketAddr, name: &str, qtype: RecordType) -> Message {
+    let mut req = Message::query();
+    req.add_query(Query::query(Name::from_ascii(name).expect("name"), qtype));
+    let sock = UdpSocket::bind("127.0.0.1:0").await.expect("bind");
+    sock.send_to(&req.to_vec().expect("encode"), addr)
+        .await
+        .expect("send");
+    let mut buf = vec![0u8; 4096];
+    let n = tokio::time::timeout(WAIT, sock.recv(&mut buf))
+        .await
+        .expect("DNS reply in time")
+        .expect("recv");
+    Message::from_vec(&buf[..n]).expect("decode")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_servers_and_a_client_form_one_cluster() {
@@ -71,6 +93,31 @@ async fn three_servers_and_a_client_form_one_cluster() {
         rows.as_array().is_some_and(|a| a.len() == 3)
     })
     .await;
+    // The client agent answers DNS through a server, with its own options.
+    let dns = client.handle.dns_addr.expect("client serves DNS");
+    let srv = dns_query(dns, "consul.service.consul.", RecordType::SRV).await;
+    assert_eq!(srv.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(srv.answers.len(), 3, "{srv:?}");
+    let glue = srv
+        .additionals
+        .iter()
+        .filter(|r| r.record_type() == RecordType::A);
+    assert_eq!(glue.count(), 3, "{srv:?}");
+    let ns = dns_query(dns, "consul.", RecordType::NS).await;
+    assert_eq!(ns.answers.len(), 3, "{ns:?}");
+    let none = dns_query(dns, "nope.service.consul.", RecordType::A).await;
+    assert_eq!(none.metadata.response_code, ResponseCode::NXDomain);
+    assert_eq!(none.authorities.len(), 1);
+    // A reverse lookup of a server's address names a node.
+    let ptr = dns_query(dns, "1.0.0.127.in-addr.arpa.", RecordType::PTR).await;
+    assert_eq!(ptr.metadata.response_code, ResponseCode::NoError);
+    assert!(
+        ptr.answers
+            .iter()
+            .all(|r| r.data.to_string().ends_with(".node.dc1.consul.")),
+        "{ptr:?}"
+    );
+
     // A service registered on the client is discoverable from a server.
     let (status, _) = put(
         client,

@@ -381,3 +381,55 @@ async fn service_names_that_are_not_dns_labels_are_not_answered() {
     assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
     a.shutdown().await;
 }
+
+#[tokio::test]
+async fn soa_ns_and_ptr() {
+    let a = TestAgent::start().await;
+    seed_web3(&a).await;
+    let dns = dns_addr(&a);
+    // The server registers itself as `consul`; it is the zone's nameserver.
+    let node = a.agent().opts.node_name.clone();
+    let ns_name = format!("{}.node.dc1.consul.", node.to_ascii_lowercase());
+    let mut m = udp(dns, "consul.", RecordType::SOA, true).await;
+    for _ in 0..50 {
+        if !m.authorities.is_empty() {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        m = udp(dns, "consul.", RecordType::SOA, true).await;
+    }
+    assert_eq!(m.metadata.response_code, ResponseCode::NoError);
+    assert_eq!(m.answers[0].record_type(), RecordType::SOA);
+    assert_eq!(m.authorities.len(), 1, "{m:?}");
+    assert_eq!(
+        m.authorities[0].data.to_string().to_ascii_lowercase(),
+        ns_name
+    );
+    let m = udp(dns, "consul.", RecordType::NS, true).await;
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(
+        m.additionals
+            .iter()
+            .filter(|r| r.record_type() == RecordType::A)
+            .count(),
+        1
+    );
+
+    // Reverse lookups: node addresses, then service addresses, else NXDOMAIN.
+    let m = udp(dns, "2.0.0.10.in-addr.arpa.", RecordType::PTR, true).await;
+    assert_eq!(m.answers.len(), 1);
+    assert_eq!(m.answers[0].data.to_string(), "web2.node.dc1.consul.");
+    register(
+        &a,
+        "web9",
+        "10.0.0.9",
+        json!({"ID": "db", "Service": "db", "Address": "10.1.1.1", "Port": 5432}),
+        "passing",
+    )
+    .await;
+    let m = udp(dns, "1.1.1.10.in-addr.arpa.", RecordType::PTR, true).await;
+    assert_eq!(m.answers[0].data.to_string(), "db.service.dc1.consul.");
+    let m = udp(dns, "7.7.7.10.in-addr.arpa.", RecordType::PTR, true).await;
+    assert_eq!(m.metadata.response_code, ResponseCode::NXDomain);
+    a.shutdown().await;
+}
