@@ -1,0 +1,36 @@
+//! `templater`: a consul-template compatible renderer. This crate's library
+//! is the template engine; the watcher (blocking queries), runner and CLI
+//! drive it.
+//!
+//! # Layout
+//!
+//! * [`dependency`] — the query grammar (`tag.name@dc~near|filter`) and what
+//!   each data source fetches from Consul ([`Dependency::source`]).
+//! * [`brain`] — decoded data per dependency ([`decode`] turns a Consul
+//!   response body into consul-template's shapes; [`Brain`] stores it).
+//! * [`funcs`] — the function set (API functions record used/missing
+//!   dependencies; helpers are pure), written once over [`value::Value`].
+//! * [`value`] — the neutral value type and Go-compatible JSON/YAML/TOML output.
+//! * [`gotemplate`] — Go `text/template` dialect on gotmpl, with AST rewrites
+//!   for what gotmpl lacks (scratch methods, typed string maps).
+//! * [`handlebars`] — Handlebars dialect with the same functions as helpers.
+//! * [`render`] — [`Template::parse`] and [`render()`]: one pass, returning the
+//!   output (once nothing is missing) and the dependencies seen.
+//!
+//! A runner loop: `render` → watch every `used` dependency → on new data
+//! `decode` + `Brain::remember` → `render` again; write the output once
+//! `missing` is empty.
+
+pub mod brain;
+pub mod dependency;
+pub mod error;
+pub mod funcs;
+pub mod gotemplate;
+pub mod handlebars;
+pub mod render;
+pub mod value;
+
+pub use brain::{Brain, Data, decode};
+pub use dependency::{Dependency, Source};
+pub use error::Error;
+pub use render::{Dialect, RenderContext, RenderOutcome, Template, TemplateOptions, render};
