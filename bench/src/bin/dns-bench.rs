@@ -12,7 +12,10 @@
 //! to show whether latency grows with the catalog.
 //!
 //! dnsperf's defaults are kept (UDP, no EDNS: the answer is cut to 3 records
-//! as Consul does), plus one `large` run with EDNS (`-e`, 4 KiB buffer).
+//! as Consul does), plus one `large` run with EDNS (`-e`: every record, as
+//! many as fit the 4 KiB buffer dnsperf announces, then TC). Saturating runs
+//! give the throughput; runs at a fixed `--rate` below saturation give the
+//! latency of one query rather than the queueing of 100 outstanding ones.
 //! The tool prints figures and never asserts a timing. Every process it
 //! starts is killed when it exits.
 
@@ -51,6 +54,10 @@ struct Args {
     /// dnsperf `-q` (queries outstanding).
     #[arg(long, default_value_t = 100)]
     outstanding: u32,
+    /// Fixed rate (dnsperf `-Q`) of the latency runs, below saturation, so
+    /// the latency is the service time rather than queueing.
+    #[arg(long, default_value_t = 20_000)]
+    rate: u32,
     /// Skip the dnsmasq reference.
     #[arg(long)]
     no_dnsmasq: bool,
@@ -245,7 +252,7 @@ async fn load_catalog(agent: &Agent, total: usize) -> Result<()> {
         };
         r??;
         done += 1;
-        if done % 2000 == 0 {
+        if done.is_multiple_of(2000) {
             eprintln!("  registered {done}/{total} instances");
         }
     }
@@ -257,7 +264,14 @@ async fn load_catalog(agent: &Agent, total: usize) -> Result<()> {
 }
 
 /// Runs dnsperf with one question repeated and parses its summary.
-fn dnsperf(args: &Args, label: &str, port: u16, question: &str, edns: bool) -> Result<Perf> {
+fn dnsperf(
+    args: &Args,
+    label: &str,
+    port: u16,
+    question: &str,
+    edns: bool,
+    rate: Option<u32>,
+) -> Result<Perf> {
     let dir = std::env::temp_dir();
     let file = dir.join(format!("dns-bench-{}-queries.txt", std::process::id()));
     std::fs::write(&file, format!("{question}\n"))?;
@@ -270,7 +284,10 @@ fn dnsperf(args: &Args, label: &str, port: u16, question: &str, edns: bool) -> R
         .args(["-T", &args.threads.to_string()])
         .args(["-q", &args.outstanding.to_string()]);
     if edns {
-        cmd.args(["-e", "-b", "4"]);
+        cmd.arg("-e");
+    }
+    if let Some(rate) = rate {
+        cmd.args(["-Q", &rate.to_string()]);
     }
     let out = cmd
         .output()
@@ -336,17 +353,22 @@ async fn bench_agent(args: &Args, tag: &str, total: usize) -> Result<Vec<Perf>> 
         }
     }
     let mut rows = Vec::new();
-    for (svc, edns) in [("small", false), ("large", false), ("large", true)] {
-        if edns && total < args.instances {
-            continue;
-        }
+    let runs = [
+        ("small", false, None),
+        ("large", false, None),
+        ("large", true, None),
+        ("small", false, Some(args.rate)),
+        ("large", false, Some(args.rate)),
+    ];
+    for (svc, edns, rate) in runs {
         let label = format!(
-            "registry-node, {total} instances, {svc} ({}) SRV{}",
+            "registry-node, {total} instances, {svc} ({}) SRV{}{}",
             if svc == "small" { 3 } else { 100 },
-            if edns { ", EDNS 4096" } else { "" }
+            if edns { ", EDNS" } else { "" },
+            rate.map(|r| format!(", at {r} q/s")).unwrap_or_default()
         );
         let q = format!("{svc}.service.consul SRV");
-        rows.push(dnsperf(args, &label, agent.dns_port, &q, edns)?);
+        rows.push(dnsperf(args, &label, agent.dns_port, &q, edns, rate)?);
     }
     drop(agent.guard);
     Ok(rows)
@@ -386,6 +408,7 @@ fn bench_dnsmasq(args: &Args) -> Result<Perf> {
         port,
         "static.bench.test A",
         false,
+        None,
     )
 }
 

@@ -266,11 +266,11 @@ impl Listeners {
 /// Binds DNS over UDP and TCP on one address; port 0 picks a port free for both.
 pub async fn bind_dns(addr: SocketAddr) -> std::io::Result<(UdpSocket, TcpListener)> {
     if addr.port() != 0 {
-        return Ok((UdpSocket::bind(addr).await?, TcpListener::bind(addr).await?));
+        return Ok((crate::dns::udp::bind(addr)?, TcpListener::bind(addr).await?));
     }
     let mut last = None;
     for _ in 0..16 {
-        let udp = UdpSocket::bind(addr).await?;
+        let udp = crate::dns::udp::bind(addr)?;
         match TcpListener::bind(udp.local_addr()?).await {
             Ok(tcp) => return Ok((udp, tcp)),
             Err(e) => last = Some(e),

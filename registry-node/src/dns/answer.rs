@@ -9,7 +9,7 @@ use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
 use hickory_server::proto::rr::{Name, RData, Record, RecordType};
 use rand::Rng;
 use rand::seq::SliceRandom;
-use registry_api::{CheckServiceNode, Meta, Node, WARNING, status_rank};
+use registry_api::{Meta, Node, NodeService, WARNING, status_rank};
 
 use super::DnsOptions;
 use super::query::{Lookup, Question, ip_hex};
@@ -36,6 +36,9 @@ pub struct Context<'a> {
     pub datacenter: &'a str,
     /// Unix time, the SOA serial.
     pub now_unix: u32,
+    /// Build at most this many service answers (UDP without EDNS keeps only a
+    /// few, so the rest is never built); `usize::MAX` for all.
+    pub max_answers: usize,
 }
 
 /// Answers one question from a store snapshot.
@@ -216,6 +219,14 @@ fn ttl_secs(d: std::time::Duration) -> u32 {
     d.as_secs().min(u32::MAX as u64) as u32
 }
 
+/// A healthy instance, borrowed from the store or from prepared-query rows.
+struct Instance<'s> {
+    node: &'s Node,
+    service: &'s NodeService,
+    /// Some check is warning (SRV weight `Weights.Warning`).
+    warning: bool,
+}
+
 struct Builder<'a> {
     zone: &'a str,
     ctx: &'a Context<'a>,
@@ -238,29 +249,44 @@ impl Builder<'_> {
         if !super::is_dns_label(svc) {
             return false;
         }
-        let mut rows = store.health_service(svc);
-        if rows.is_empty() {
+        let catalog = store.catalog();
+        let owned;
+        let real = if catalog.instances(svc).next().is_some() {
+            svc
+        } else {
             // Names are matched case-insensitively; the catalog is not.
-            if let Some(real) = store
-                .catalog()
+            match catalog
                 .service_names()
                 .into_keys()
                 .find(|n| n.eq_ignore_ascii_case(svc))
             {
-                rows = store.health_service(&real);
+                Some(n) => {
+                    owned = n;
+                    owned.as_str()
+                }
+                None => return false,
             }
-        }
-        rows.retain(|r| {
-            let worst = r
-                .checks
-                .iter()
-                .map(|c| status_rank(&c.status))
-                .max()
-                .unwrap_or(0);
-            worst < 2
-                && !(opts.only_passing && worst == 1)
-                && tag.is_none_or(|t| r.service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
-        });
+        };
+        // Borrowed from the store: an answer costs no copy of the catalog.
+        let mut rows: Vec<Instance<'_>> = catalog
+            .instances(real)
+            .filter_map(|(node, service)| {
+                let worst = catalog
+                    .node_checks(&node.node)
+                    .filter(|c| c.service_id.is_empty() || c.service_id == service.id)
+                    .map(|c| status_rank(&c.status))
+                    .max()
+                    .unwrap_or(0);
+                let keep = worst < 2
+                    && !(opts.only_passing && worst == 1)
+                    && tag.is_none_or(|t| service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)));
+                keep.then_some(Instance {
+                    node,
+                    service,
+                    warning: worst == 1,
+                })
+            })
+            .collect();
         if rows.is_empty() {
             return false;
         }
@@ -290,12 +316,20 @@ impl Builder<'_> {
         let ttl = registry_api::duration::parse_duration(&q.dns.ttl)
             .map(ttl_secs)
             .unwrap_or_else(|_| ttl_secs(self.ctx.opts.service_ttl(&q.service.service)));
+        let rows: Vec<Instance<'_>> = rows
+            .iter()
+            .map(|r| Instance {
+                node: &r.node,
+                service: &r.service,
+                warning: r.aggregated_status() == WARNING,
+            })
+            .collect();
         self.instances(&rows, ttl, a);
         true
     }
 
     /// The records of healthy, shuffled instances for the question's type.
-    fn instances(&self, rows: &[CheckServiceNode], ttl: u32, a: &mut Answer) {
+    fn instances(&self, rows: &[Instance<'_>], ttl: u32, a: &mut Answer) {
         let opts = self.ctx.opts;
         match self.qtype {
             RecordType::SRV => self.srv(rows, ttl, a),
@@ -313,7 +347,9 @@ impl Builder<'_> {
                         hostname.get_or_insert(addr.as_str());
                         continue;
                     };
-                    if opts.a_record_limit > 0 && count >= opts.a_record_limit {
+                    if (opts.a_record_limit > 0 && count >= opts.a_record_limit)
+                        || count >= self.ctx.max_answers
+                    {
                         break;
                     }
                     if let Some(rec) = self.ip_record(self.qname.clone(), ip, ttl)
@@ -339,16 +375,19 @@ impl Builder<'_> {
         }
     }
 
-    fn srv(&self, rows: &[CheckServiceNode], ttl: u32, a: &mut Answer) {
+    fn srv(&self, rows: &[Instance<'_>], ttl: u32, a: &mut Answer) {
         let dc = self.ctx.datacenter;
         let mut seen = HashSet::new();
         let mut targets = HashSet::new();
         for r in rows {
+            if a.answers.len() >= self.ctx.max_answers {
+                break;
+            }
             let s = &r.service;
             if !seen.insert((&r.node.node, &s.address, s.port)) {
                 continue;
             }
-            let weight = if r.aggregated_status() == WARNING {
+            let weight = if r.warning {
                 s.weights.warning
             } else {
                 s.weights.passing
@@ -383,7 +422,7 @@ impl Builder<'_> {
     }
 
     /// Node meta TXT of the (distinct) nodes of `rows`, named by the question.
-    fn meta_txt_of(&self, rows: &[CheckServiceNode], ttl: u32, out: &mut Vec<Record>) {
+    fn meta_txt_of(&self, rows: &[Instance<'_>], ttl: u32, out: &mut Vec<Record>) {
         let mut nodes = HashSet::new();
         for r in rows {
             if nodes.insert(&r.node.node) {
@@ -605,6 +644,7 @@ mod tests {
             opts,
             datacenter: "dc1",
             now_unix: 1_700_000_000,
+            max_answers: usize::MAX,
         };
         let qname = Name::from_ascii(q).unwrap();
         answer(
@@ -667,6 +707,7 @@ mod tests {
             opts: &o,
             datacenter: "dc1",
             now_unix: 1,
+            max_answers: usize::MAX,
         };
         let q = Name::from_ascii("1.0.0.10.in-addr.arpa.").unwrap();
         let a = ptr(&s, &q, "10.0.0.1".parse().unwrap(), &ctx).expect("node n1");

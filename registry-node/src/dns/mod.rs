@@ -5,7 +5,8 @@
 //! - [`query`]: question name → [`query::Lookup`] (pure);
 //! - [`answer`]: store snapshot + lookup → records and RCODE (pure);
 //! - [`server`]: the hickory `RequestHandler` that reads the agent's store,
-//!   applies the UDP limits and sends the reply;
+//!   applies the UDP limits and sends the reply (TCP);
+//! - [`udp`]: the UDP loop, answering in place;
 //! - [`remote`]: client agents' questions answered by a server over RPC.
 //!
 //! Not yet here: connect/ingress/virtual forms, cross-DC lookups.
@@ -30,6 +31,7 @@ pub mod query;
 pub mod recursor;
 pub mod remote;
 pub mod server;
+pub mod udp;
 
 use std::collections::BTreeMap;
 use std::time::Duration;

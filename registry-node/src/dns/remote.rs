@@ -25,11 +25,13 @@ pub async fn ask(
     opts: &DnsOptions,
     qname: &Name,
     qtype: RecordType,
+    max_answers: usize,
 ) -> Result<Option<Answer>, String> {
     let call = DnsCall {
         qname: qname.to_ascii(),
         qtype: u16::from(qtype),
         options: opts.clone(),
+        max_answers: u32::try_from(max_answers).unwrap_or(u32::MAX),
     };
     let reply = agent
         .servers
@@ -43,7 +45,8 @@ pub async fn ask(
 pub async fn serve(agent: &Agent, call: DnsCall) -> DnsReply {
     let qname = Name::from_ascii(&call.qname).map_err(|e| format!("bad name: {e}"))?;
     let qtype = RecordType::from(call.qtype);
-    match super::server::resolve(agent, &call.options, &qname, qtype).await? {
+    let max = usize::try_from(call.max_answers).unwrap_or(usize::MAX);
+    match super::server::resolve(agent, &call.options, &qname, qtype, max).await? {
         Some(answer) => encode(&answer).map(Some),
         None => Ok(None),
     }

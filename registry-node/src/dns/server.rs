@@ -25,6 +25,7 @@ use tokio::net::{TcpListener, UdpSocket};
 use super::answer::{self, Answer, Context};
 use super::{DnsOptions, query};
 use crate::agent::Agent;
+use crate::raft::RaftNode;
 
 /// Consul never puts more than this many records in a non-EDNS UDP answer.
 const MAX_UDP_ANSWERS: usize = 8;
@@ -38,15 +39,18 @@ pub async fn serve(agent: Arc<Agent>, sockets: Vec<(UdpSocket, TcpListener)>) {
         return;
     }
     let token = agent.token.clone();
-    let mut server = Server::new(DnsHandler { agent });
+    let udp_handler = Arc::new(DnsHandler::new(agent.clone()));
+    let mut server = Server::new(DnsHandler::new(agent));
+    let mut udp_loops = tokio::task::JoinSet::new();
     for (udp, tcp) in sockets {
         if let (Ok(u), Ok(t)) = (udp.local_addr(), tcp.local_addr()) {
             tracing::info!(udp = %u, tcp = %t, "started DNS server");
         }
-        server.register_socket(udp);
+        udp_loops.spawn(super::udp::serve(udp_handler.clone(), udp, token.clone()));
         server.register_listener(tcp, TCP_TIMEOUT, 32);
     }
     token.cancelled().await;
+    while udp_loops.join_next().await.is_some() {}
     if let Err(e) = server.shutdown_gracefully().await {
         tracing::warn!(error = %e, "DNS server stopped with an error");
     }
@@ -58,16 +62,16 @@ pub struct DnsHandler {
 }
 
 /// Header flags and sections of a reply, before encoding.
-struct Reply {
-    rcode: ResponseCode,
-    truncated: bool,
-    answer: Option<Answer>,
+pub(super) struct Reply {
+    pub(super) rcode: ResponseCode,
+    pub(super) truncated: bool,
+    pub(super) answer: Option<Answer>,
     /// Relayed from a recursor: not authoritative.
-    forwarded: bool,
+    pub(super) forwarded: bool,
 }
 
 impl Reply {
-    fn code(rcode: ResponseCode) -> Reply {
+    pub(super) fn code(rcode: ResponseCode) -> Reply {
         Reply {
             rcode,
             truncated: false,
@@ -78,27 +82,76 @@ impl Reply {
 }
 
 impl DnsHandler {
-    async fn reply(&self, qname: &Name, qtype: RecordType, udp_no_edns: bool) -> Reply {
+    /// A handler answering from `agent`'s state.
+    pub fn new(agent: Arc<Agent>) -> DnsHandler {
+        DnsHandler { agent }
+    }
+
+    /// The reply when it needs no waiting: a server answering a question of
+    /// its zones from its own store, the common case. `None` when the
+    /// question must wait (recursors, a client agent's server, a read barrier).
+    pub(super) fn reply_now(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        udp_no_edns: bool,
+    ) -> Option<Reply> {
         if matches!(qtype, RecordType::AXFR | RecordType::IXFR) {
-            return Reply::code(ResponseCode::NotImp);
+            return Some(Reply::code(ResponseCode::NotImp));
         }
         let opts = &self.agent.opts.dns;
-        let text = qname.to_ascii();
-        let ours = query::reverse_ip(&text).is_some()
-            || query::parse(&text, false, &opts.domain, &opts.alt_domain).is_some();
-        if !ours {
+        let target = Target::of(qname, qtype, opts);
+        if let Target::Outside = target {
             // Outside our zones: the recursors answer, or nobody does.
+            return opts
+                .recursors
+                .is_empty()
+                .then(|| Reply::code(ResponseCode::Refused));
+        }
+        let raft = self.agent.server_raft()?;
+        if !fresh_enough(raft, opts) {
+            return None;
+        }
+        let max = max_answers(opts, udp_no_edns);
+        match read_store(&self.agent, raft, opts, qname, qtype, &target, max) {
+            // A reverse name nobody here has: upstream may know it.
+            None if !opts.recursors.is_empty() => None,
+            found => Some(self.conclude(Ok(found), qname, udp_no_edns)),
+        }
+    }
+
+    /// The reply to any question.
+    pub(super) async fn reply(&self, qname: &Name, qtype: RecordType, udp_no_edns: bool) -> Reply {
+        if let Some(reply) = self.reply_now(qname, qtype, udp_no_edns) {
+            return reply;
+        }
+        let opts = &self.agent.opts.dns;
+        if let Target::Outside = Target::of(qname, qtype, opts) {
             return self.forward(qname, qtype).await;
         }
+        let max_answers = max_answers(opts, udp_no_edns);
         let resolved = if self.agent.server_raft().is_some() {
-            resolve(&self.agent, opts, qname, qtype).await
+            resolve(&self.agent, opts, qname, qtype, max_answers).await
         } else {
-            super::remote::ask(&self.agent, opts, qname, qtype).await
+            super::remote::ask(&self.agent, opts, qname, qtype, max_answers).await
         };
+        match resolved {
+            Ok(None) if !opts.recursors.is_empty() => self.forward(qname, qtype).await,
+            resolved => self.conclude(resolved, qname, udp_no_edns),
+        }
+    }
+
+    /// The reply for what the store said: the answer cut to the UDP limit,
+    /// NXDOMAIN for an unknown reverse name, SERVFAIL when it could not be read.
+    fn conclude(
+        &self,
+        resolved: Result<Option<Answer>, String>,
+        qname: &Name,
+        udp_no_edns: bool,
+    ) -> Reply {
+        let opts = &self.agent.opts.dns;
         let mut answer = match resolved {
             Ok(Some(answer)) => answer,
-            // A reverse name nobody here has: upstream may know it.
-            Ok(None) if !opts.recursors.is_empty() => return self.forward(qname, qtype).await,
             Ok(None) => {
                 let ctx = context(&self.agent, opts);
                 Answer {
@@ -124,6 +177,16 @@ impl DnsHandler {
             answer: Some(answer),
             forwarded: false,
         }
+    }
+
+    /// The reply's header: authoritative unless relayed, RA when recursors exist.
+    pub(super) fn metadata(&self, request: &Metadata, reply: &Reply) -> Metadata {
+        let mut md = Metadata::response_from_request(request);
+        md.authoritative = !reply.forwarded;
+        md.recursion_available = !self.agent.opts.dns.recursors.is_empty();
+        md.response_code = reply.rcode;
+        md.truncation = reply.truncated;
+        md
     }
 
     /// Relays the question to the recursors; REFUSED without any, SERVFAIL
@@ -170,37 +233,99 @@ pub async fn resolve(
     opts: &DnsOptions,
     qname: &Name,
     qtype: RecordType,
+    max_answers: usize,
 ) -> Result<Option<Answer>, String> {
     let raft = agent
         .server_raft()
         .ok_or_else(|| "not a server".to_string())?;
-    // Stale reads are the default; a server that lost the leader for longer
-    // than `max_stale` confirms with it first.
-    let stale_ok =
-        opts.allow_stale && u128::from(raft.last_contact_ms()) <= opts.max_stale.as_millis();
-    if !stale_ok && !raft.is_leader() {
+    if !fresh_enough(raft, opts) {
         raft.read_barrier(Consistency::Default)
             .await
             .map_err(|e| e.to_string())?;
     }
-    let ctx = context(agent, opts);
-    let text = qname.to_ascii();
-    if let Some(ip) = query::reverse_ip(&text) {
-        return Ok(raft
-            .shared
-            .read(|store| answer::ptr(store, qname, ip, &ctx)));
-    }
-    let Some(question) = query::parse(
-        &text,
-        qtype == RecordType::SRV,
-        &opts.domain,
-        &opts.alt_domain,
-    ) else {
-        return Ok(None);
+    let target = Target::of(qname, qtype, opts);
+    Ok(read_store(
+        agent,
+        raft,
+        opts,
+        qname,
+        qtype,
+        &target,
+        max_answers,
+    ))
+}
+
+/// Stale reads are the default; a server that lost the leader for longer
+/// than `max_stale` confirms with it first.
+fn fresh_enough(raft: &RaftNode, opts: &DnsOptions) -> bool {
+    raft.is_leader()
+        || (opts.allow_stale && u128::from(raft.last_contact_ms()) <= opts.max_stale.as_millis())
+}
+
+/// The answer from the store as it is now; `None` for a reverse name
+/// nobody has (or a name outside our zones).
+fn read_store(
+    agent: &Agent,
+    raft: &RaftNode,
+    opts: &DnsOptions,
+    qname: &Name,
+    qtype: RecordType,
+    target: &Target,
+    max_answers: usize,
+) -> Option<Answer> {
+    let ctx = Context {
+        max_answers,
+        ..context(agent, opts)
     };
-    Ok(Some(raft.shared.read(|store| {
-        answer::answer(store, &question, qname, qtype, &ctx, &mut rand::rng())
-    })))
+    match target {
+        Target::Reverse(ip) => raft
+            .shared
+            .read(|store| answer::ptr(store, qname, *ip, &ctx)),
+        Target::Zone(question) => {
+            Some(raft.shared.read(|store| {
+                answer::answer(store, question, qname, qtype, &ctx, &mut rand::rng())
+            }))
+        }
+        Target::Outside => None,
+    }
+}
+
+/// Where a question name points; parsed once per question.
+enum Target {
+    /// `in-addr.arpa` / `ip6.arpa`.
+    Reverse(std::net::IpAddr),
+    /// `domain` or `alt_domain`.
+    Zone(query::Question),
+    /// Anywhere else (the recursors' business).
+    Outside,
+}
+
+impl Target {
+    fn of(qname: &Name, qtype: RecordType, opts: &DnsOptions) -> Target {
+        let text = qname.to_ascii();
+        if let Some(ip) = query::reverse_ip(&text) {
+            return Target::Reverse(ip);
+        }
+        match query::parse(
+            &text,
+            qtype == RecordType::SRV,
+            &opts.domain,
+            &opts.alt_domain,
+        ) {
+            Some(q) => Target::Zone(q),
+            None => Target::Outside,
+        }
+    }
+}
+
+/// Service answers worth building: one more than the UDP limit when it
+/// applies, so [`cut`] still sees (and flags) a longer set.
+fn max_answers(opts: &DnsOptions, udp_no_edns: bool) -> usize {
+    if udp_no_edns {
+        opts.udp_answer_limit.clamp(1, MAX_UDP_ANSWERS) + 1
+    } else {
+        usize::MAX
+    }
 }
 
 fn context<'a>(agent: &'a Agent, opts: &'a DnsOptions) -> Context<'a> {
@@ -211,6 +336,7 @@ fn context<'a>(agent: &'a Agent, opts: &'a DnsOptions) -> Context<'a> {
             .duration_since(UNIX_EPOCH)
             .map(|d| d.as_secs() as u32)
             .unwrap_or(0),
+        max_answers: usize::MAX,
     }
 }
 
@@ -272,11 +398,7 @@ impl RequestHandler for DnsHandler {
         if let Some(e) = edns.as_ref() {
             builder.edns(e);
         }
-        let mut md = Metadata::response_from_request(&request.metadata);
-        md.authoritative = !reply.forwarded;
-        md.recursion_available = !self.agent.opts.dns.recursors.is_empty();
-        md.response_code = reply.rcode;
-        md.truncation = reply.truncated;
+        let md = self.metadata(&request.metadata, &reply);
         let empty = Answer {
             rcode: reply.rcode,
             answers: Vec::new(),

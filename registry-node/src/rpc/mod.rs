@@ -82,6 +82,8 @@ pub struct DnsCall {
     pub qtype: u16,
     /// The asking agent's DNS options (zone, TTLs, health filtering...).
     pub options: crate::dns::DnsOptions,
+    /// Service answers worth building (`u32::MAX`: all).
+    pub max_answers: u32,
 }
 
 /// The answer to a [`DnsCall`]: `Ok(Some(base64 DNS message))` with the RCODE
