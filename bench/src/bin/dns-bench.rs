@@ -31,6 +31,14 @@ use reqwest::Client;
 use serde_json::json;
 use tokio::task::JoinSet;
 
+use hickory_server::proto::rr::{Name, RecordType};
+use registry_api::CatalogRegistration;
+use registry_node::dns::DnsOptions;
+use registry_node::dns::answer::{Context as AnswerContext, answer};
+use registry_node::dns::cache::InstanceCache;
+use registry_node::dns::query as dns_query;
+use registry_node::state::{Command as StateCommand, Request, Store};
+
 /// SRV lookups through dnsperf against registry-node (10,000 instances) and
 /// dnsmasq (one static record).
 #[derive(Debug, Clone, Parser)]
@@ -58,6 +66,10 @@ struct Args {
     /// the latency is the service time rather than queueing.
     #[arg(long, default_value_t = 20_000)]
     rate: u32,
+    /// Only time the answer computation in process (no sockets, no dnsperf):
+    /// the cost of one answer against catalogs of 103 and `--instances`.
+    #[arg(long)]
+    answer_only: bool,
     /// Skip the dnsmasq reference.
     #[arg(long)]
     no_dnsmasq: bool,
@@ -412,7 +424,86 @@ fn bench_dnsmasq(args: &Args) -> Result<Perf> {
     )
 }
 
+/// The catalog of [`layout`] as a store, built in process.
+fn store_of(total: usize) -> Store {
+    let mut store = Store::default();
+    let mut n = 0u32;
+    for (service, count) in layout(total) {
+        for i in 0..count {
+            n += 1;
+            let id = format!("{service}-{i}");
+            let reg: CatalogRegistration = serde_json::from_value(json!({
+                "Node": format!("node-{n}"),
+                "Address": std::net::Ipv4Addr::from(0x0a00_0000 + n).to_string(),
+                "Service": {"ID": id, "Service": service, "Port": 8000 + (i % 1000), "Tags": ["v1"]},
+                "Check": {"CheckID": format!("check-{id}"), "Name": "alive", "Status": "passing", "ServiceID": id},
+            }))
+            .expect("registration");
+            let index = store.index() + 1;
+            store.apply(
+                index,
+                &Request {
+                    now_ms: 0,
+                    cmd: StateCommand::Register(Box::new(reg)),
+                },
+            );
+        }
+    }
+    store
+}
+
+/// Mean time of one answer (the store part of a query), per catalog size and
+/// service: read from the store each time (UDP limit), and from the instance
+/// cache the DNS server keeps (UDP limit, and every record as over TCP).
+fn answer_costs(args: &Args) -> String {
+    let opts = DnsOptions::default();
+    let mut out = String::from(
+        "\nOne SRV answer computed from the store (no sockets), mean over 100,000\n\n\
+         | catalog | service | uncached, UDP limit | cached, UDP limit | cached, all records |\n\
+         |---|---|---:|---:|---:|\n",
+    );
+    for total in [103, args.instances] {
+        let store = store_of(total);
+        for (svc, size) in [("small", 3), ("large", 100)] {
+            let qname = Name::from_ascii(format!("{svc}.service.consul.")).expect("name");
+            let question =
+                dns_query::parse(&qname.to_ascii(), true, &opts.domain, "").expect("in zone");
+            let cache = InstanceCache::default();
+            let mut cells = Vec::new();
+            for (max_answers, cache) in [(4, None), (4, Some(&cache)), (usize::MAX, Some(&cache))] {
+                let ctx = AnswerContext {
+                    opts: &opts,
+                    datacenter: "dc1",
+                    now_unix: 0,
+                    max_answers,
+                    cache,
+                };
+                let mut rng = rand::rng();
+                let rounds = 100_000;
+                let started = Instant::now();
+                let mut records = 0;
+                for _ in 0..rounds {
+                    let a = answer(&store, &question, &qname, RecordType::SRV, &ctx, &mut rng);
+                    records += a.answers.len();
+                }
+                let per = started.elapsed() / rounds;
+                assert!(records > 0);
+                cells.push(format!("{:.2} µs", per.as_secs_f64() * 1e6));
+            }
+            let _ = writeln!(
+                out,
+                "| {total} instances | {svc} ({size}) | {} | {} | {} |",
+                cells[0], cells[1], cells[2]
+            );
+        }
+    }
+    out
+}
+
 async fn run(args: &Args) -> Result<String> {
+    if args.answer_only {
+        return Ok(answer_costs(args));
+    }
     let mut rows = bench_agent(args, "big", args.instances).await?;
     rows.extend(bench_agent(args, "small", 103).await?);
     if !args.no_dnsmasq {

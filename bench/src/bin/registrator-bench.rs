@@ -28,7 +28,10 @@ use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio_util::sync::CancellationToken;
 
 #[derive(Debug, Parser)]
-#[command(name = "registrator-bench", about = "docker start → catalog latency and registrator RSS")]
+#[command(
+    name = "registrator-bench",
+    about = "docker start → catalog latency and registrator RSS"
+)]
 struct Args {
     /// The registrator binary.
     #[arg(long, default_value = "target/release/registrator")]
@@ -118,7 +121,7 @@ async fn run(args: Args) -> Result<()> {
         docker(&rm).await?;
     }
     token.cancel();
-    let (mut samples, mut start_cli) = result?;
+    let (mut samples, mut start_cli, mut after) = result?;
     let rss = rss?;
     let latency = Latency::from_micros(&mut samples);
     let cli = Latency::from_micros(&mut start_cli);
@@ -134,6 +137,13 @@ async fn run(args: Args) -> Result<()> {
         "  of which the `docker start` CLI call: p50 {:.1} ms  p99 {:.1} ms",
         cli.p50_ms, cli.p99_ms
     );
+    after.sort_unstable();
+    let pick = |p: f64| after[((p * after.len() as f64).ceil() as usize).clamp(1, after.len()) - 1];
+    println!(
+        "  seen relative to `docker start` returning: p50 {:+.1} ms  p99 {:+.1} ms",
+        pick(0.5) as f64 / 1000.0,
+        pick(0.99) as f64 / 1000.0
+    );
     println!(
         "registrator RSS: idle {} KiB; with {} containers tracked {} KiB (peak {} KiB)",
         rss_idle.rss_kib, latency.count, rss.rss_kib, rss.hwm_kib
@@ -141,15 +151,17 @@ async fn run(args: Args) -> Result<()> {
     Ok(())
 }
 
-/// Returns (start → visible, `docker start` duration) samples in microseconds.
+/// Samples in microseconds: start → visible, the `docker start` call, and visible
+/// relative to that call returning (negative: seen before it returned).
 async fn measure(
     args: &Args,
     http: &Client,
     base: &str,
     label: &str,
-) -> Result<(Vec<u32>, Vec<u32>)> {
+) -> Result<(Vec<u32>, Vec<u32>, Vec<i64>)> {
     let mut samples = Vec::new();
     let mut start_cli = Vec::new();
+    let mut after = Vec::new();
     for i in 0..args.containers {
         let name = format!("rbench{}-{i}", std::process::id());
         docker(&[
@@ -176,13 +188,19 @@ async fn measure(
         let watcher = tokio::spawn(wait_visible(http.clone(), url, index));
         let t0 = Instant::now();
         docker(&["start", &name]).await?;
-        start_cli.push(micros(t0.elapsed()));
+        let returned = Instant::now();
+        start_cli.push(micros(returned - t0));
         let seen = tokio::time::timeout(Duration::from_secs(30), watcher)
             .await
             .with_context(|| format!("{name} never appeared in the catalog"))???;
         samples.push(micros(seen - t0));
+        after.push(if seen >= returned {
+            (seen - returned).as_micros() as i64
+        } else {
+            -((returned - seen).as_micros() as i64)
+        });
     }
-    Ok((samples, start_cli))
+    Ok((samples, start_cli, after))
 }
 
 /// Blocking queries until the service is listed; returns when it was seen.
@@ -193,7 +211,11 @@ async fn wait_visible(http: Client, url: String, mut index: String) -> Result<In
             .query(&[("index", index.as_str()), ("wait", "30s")])
             .send()
             .await?;
-        if let Some(i) = r.headers().get("X-Consul-Index").and_then(|v| v.to_str().ok()) {
+        if let Some(i) = r
+            .headers()
+            .get("X-Consul-Index")
+            .and_then(|v| v.to_str().ok())
+        {
             index = i.to_string();
         }
         let body: Value = r.json().await?;

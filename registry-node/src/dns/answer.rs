@@ -3,6 +3,7 @@
 
 use std::collections::HashSet;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use hickory_server::proto::op::ResponseCode;
 use hickory_server::proto::rr::rdata::{A, AAAA, CNAME, NS, PTR, SOA, SRV, TXT};
@@ -12,6 +13,7 @@ use rand::seq::SliceRandom;
 use registry_api::{Meta, Node, NodeService, WARNING, status_rank};
 
 use super::DnsOptions;
+use super::cache::{InstanceCache, Instances};
 use super::query::{Lookup, Question, ip_hex};
 use crate::state::Store;
 
@@ -39,6 +41,8 @@ pub struct Context<'a> {
     /// Build at most this many service answers (UDP without EDNS keeps only a
     /// few, so the rest is never built); `usize::MAX` for all.
     pub max_answers: usize,
+    /// Instances kept between questions (`None`: read from the store each time).
+    pub cache: Option<&'a InstanceCache>,
 }
 
 /// Answers one question from a store snapshot.
@@ -250,41 +254,30 @@ impl Builder<'_> {
             return false;
         }
         let catalog = store.catalog();
-        let owned;
         let real = if catalog.instances(svc).next().is_some() {
             svc
         } else {
             // Names are matched case-insensitively; the catalog is not.
-            match catalog
-                .service_names()
-                .into_keys()
-                .find(|n| n.eq_ignore_ascii_case(svc))
-            {
-                Some(n) => {
-                    owned = n;
-                    owned.as_str()
-                }
+            match catalog.service_name_ignore_case(svc) {
+                Some(n) => n,
                 None => return false,
             }
         };
-        // Borrowed from the store: an answer costs no copy of the catalog.
-        let mut rows: Vec<Instance<'_>> = catalog
-            .instances(real)
-            .filter_map(|(node, service)| {
-                let worst = catalog
-                    .node_checks(&node.node)
-                    .filter(|c| c.service_id.is_empty() || c.service_id == service.id)
-                    .map(|c| status_rank(&c.status))
-                    .max()
-                    .unwrap_or(0);
-                let keep = worst < 2
-                    && !(opts.only_passing && worst == 1)
-                    && tag.is_none_or(|t| service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)));
-                keep.then_some(Instance {
-                    node,
-                    service,
-                    warning: worst == 1,
-                })
+        let instances = match self.ctx.cache {
+            Some(cache) => cache.get(store, real),
+            None => Arc::new(Instances::build(store, real)),
+        };
+        let mut rows: Vec<Instance<'_>> = instances
+            .rows
+            .iter()
+            .filter(|(_, service, warning)| {
+                !(opts.only_passing && *warning)
+                    && tag.is_none_or(|t| service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
+            })
+            .map(|(node, service, warning)| Instance {
+                node,
+                service,
+                warning: *warning,
             })
             .collect();
         if rows.is_empty() {
@@ -645,6 +638,7 @@ mod tests {
             datacenter: "dc1",
             now_unix: 1_700_000_000,
             max_answers: usize::MAX,
+            cache: None,
         };
         let qname = Name::from_ascii(q).unwrap();
         answer(
@@ -708,6 +702,7 @@ mod tests {
             datacenter: "dc1",
             now_unix: 1,
             max_answers: usize::MAX,
+            cache: None,
         };
         let q = Name::from_ascii("1.0.0.10.in-addr.arpa.").unwrap();
         let a = ptr(&s, &q, "10.0.0.1".parse().unwrap(), &ctx).expect("node n1");
@@ -749,6 +744,34 @@ mod tests {
         assert_eq!(a.answers[0].record_type(), RecordType::CNAME);
         let a = ask(&s, &o, "n8.node.consul.", RecordType::TXT, 1);
         assert!(a.answers.is_empty());
+    }
+
+    #[test]
+    fn cached_instances_follow_health_changes() {
+        let mut s = store();
+        let o = DnsOptions::default();
+        let cache = InstanceCache::default();
+        let q = Name::from_ascii("web3.service.consul.").unwrap();
+        let question = parse("web3.service.consul.", true, "consul.", "").unwrap();
+        let ctx = Context {
+            opts: &o,
+            datacenter: "dc1",
+            now_unix: 1,
+            max_answers: usize::MAX,
+            cache: Some(&cache),
+        };
+        let mut rng = StdRng::seed_from_u64(1);
+        let a = answer(&s, &question, &q, RecordType::SRV, &ctx, &mut rng);
+        assert_eq!(a.answers.len(), 2);
+        // Served from the cache while nothing changed...
+        assert!(Arc::ptr_eq(&cache.get(&s, "web3"), &cache.get(&s, "web3")));
+        // ...and rebuilt when an instance turns critical, or its node does.
+        check(&mut s, "n2", "svc-check", "web3-2", "critical");
+        let a = answer(&s, &question, &q, RecordType::SRV, &ctx, &mut rng);
+        assert_eq!(srv_targets(&a), vec![(8080, "n1.node.dc1.consul.".into())]);
+        check(&mut s, "n1", "serfHealth", "", "critical");
+        let a = answer(&s, &question, &q, RecordType::SRV, &ctx, &mut rng);
+        assert_eq!(a.rcode, ResponseCode::NXDomain);
     }
 
     #[test]

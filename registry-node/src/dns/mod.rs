@@ -4,6 +4,7 @@
 //! Split so that the logic is testable without sockets:
 //! - [`query`]: question name → [`query::Lookup`] (pure);
 //! - [`answer`]: store snapshot + lookup → records and RCODE (pure);
+//! - [`cache`]: healthy instances per service, kept while the service is unchanged;
 //! - [`server`]: the hickory `RequestHandler` that reads the agent's store,
 //!   applies the UDP limits and sends the reply (TCP);
 //! - [`udp`]: the UDP loop, answering in place;
@@ -27,6 +28,7 @@ pub fn warn_if_not_dns_label(service: &str) {
 }
 
 pub mod answer;
+pub mod cache;
 pub mod query;
 pub mod recursor;
 pub mod remote;

@@ -13,6 +13,8 @@ use hickory_server::proto::rr::{Name, RecordType};
 
 use super::DnsOptions;
 use super::answer::Answer;
+use super::cache::InstanceCache;
+use super::server::StoreReader;
 use crate::agent::Agent;
 use crate::rpc::{DnsCall, DnsReply};
 
@@ -42,11 +44,16 @@ pub async fn ask(
 }
 
 /// Answers a client agent's question on a server.
-pub async fn serve(agent: &Agent, call: DnsCall) -> DnsReply {
+pub async fn serve(agent: &Agent, cache: &InstanceCache, call: DnsCall) -> DnsReply {
     let qname = Name::from_ascii(&call.qname).map_err(|e| format!("bad name: {e}"))?;
     let qtype = RecordType::from(call.qtype);
     let max = usize::try_from(call.max_answers).unwrap_or(usize::MAX);
-    match super::server::resolve(agent, &call.options, &qname, qtype, max).await? {
+    let reader = StoreReader {
+        agent,
+        opts: &call.options,
+        cache,
+    };
+    match reader.resolve(&qname, qtype, max).await? {
         Some(answer) => encode(&answer).map(Some),
         None => Ok(None),
     }

@@ -23,6 +23,7 @@ use registry_api::Consistency;
 use tokio::net::{TcpListener, UdpSocket};
 
 use super::answer::{self, Answer, Context};
+use super::cache::InstanceCache;
 use super::{DnsOptions, query};
 use crate::agent::Agent;
 use crate::raft::RaftNode;
@@ -39,8 +40,9 @@ pub async fn serve(agent: Arc<Agent>, sockets: Vec<(UdpSocket, TcpListener)>) {
         return;
     }
     let token = agent.token.clone();
-    let udp_handler = Arc::new(DnsHandler::new(agent.clone()));
-    let mut server = Server::new(DnsHandler::new(agent));
+    let cache = Arc::new(InstanceCache::default());
+    let udp_handler = Arc::new(DnsHandler::new(agent.clone(), cache.clone()));
+    let mut server = Server::new(DnsHandler::new(agent, cache));
     let mut udp_loops = tokio::task::JoinSet::new();
     for (udp, tcp) in sockets {
         if let (Ok(u), Ok(t)) = (udp.local_addr(), tcp.local_addr()) {
@@ -59,6 +61,7 @@ pub async fn serve(agent: Arc<Agent>, sockets: Vec<(UdpSocket, TcpListener)>) {
 /// Answers every question from the agent's state.
 pub struct DnsHandler {
     agent: Arc<Agent>,
+    cache: Arc<InstanceCache>,
 }
 
 /// Header flags and sections of a reply, before encoding.
@@ -83,8 +86,8 @@ impl Reply {
 
 impl DnsHandler {
     /// A handler answering from `agent`'s state.
-    pub fn new(agent: Arc<Agent>) -> DnsHandler {
-        DnsHandler { agent }
+    pub fn new(agent: Arc<Agent>, cache: Arc<InstanceCache>) -> DnsHandler {
+        DnsHandler { agent, cache }
     }
 
     /// The reply when it needs no waiting: a server answering a question of
@@ -113,10 +116,18 @@ impl DnsHandler {
             return None;
         }
         let max = max_answers(opts, udp_no_edns);
-        match read_store(&self.agent, raft, opts, qname, qtype, &target, max) {
+        match self.reader().read(raft, qname, qtype, &target, max) {
             // A reverse name nobody here has: upstream may know it.
             None if !opts.recursors.is_empty() => None,
             found => Some(self.conclude(Ok(found), qname, udp_no_edns)),
+        }
+    }
+
+    fn reader(&self) -> StoreReader<'_> {
+        StoreReader {
+            agent: &self.agent,
+            opts: &self.agent.opts.dns,
+            cache: &self.cache,
         }
     }
 
@@ -131,7 +142,7 @@ impl DnsHandler {
         }
         let max_answers = max_answers(opts, udp_no_edns);
         let resolved = if self.agent.server_raft().is_some() {
-            resolve(&self.agent, opts, qname, qtype, max_answers).await
+            self.reader().resolve(qname, qtype, max_answers).await
         } else {
             super::remote::ask(&self.agent, opts, qname, qtype, max_answers).await
         };
@@ -225,34 +236,63 @@ impl DnsHandler {
     }
 }
 
-/// Answers from this server's store with `opts` (the asking agent's).
-/// `Ok(None)` for a name that is not ours or a reverse name nobody has;
-/// `Err` when the store may not be read (no leader to confirm a fresh read).
-pub async fn resolve(
-    agent: &Agent,
-    opts: &DnsOptions,
-    qname: &Name,
-    qtype: RecordType,
-    max_answers: usize,
-) -> Result<Option<Answer>, String> {
-    let raft = agent
-        .server_raft()
-        .ok_or_else(|| "not a server".to_string())?;
-    if !fresh_enough(raft, opts) {
-        raft.read_barrier(Consistency::Default)
-            .await
-            .map_err(|e| e.to_string())?;
+/// Answers from a server's store with the asking agent's options.
+pub struct StoreReader<'a> {
+    /// This server.
+    pub agent: &'a Agent,
+    /// The asking agent's options (this agent's, or a client agent's).
+    pub opts: &'a DnsOptions,
+    /// Instances kept between questions.
+    pub cache: &'a InstanceCache,
+}
+
+impl StoreReader<'_> {
+    /// `Ok(None)` for a name that is not ours or a reverse name nobody has;
+    /// `Err` when the store may not be read (no leader to confirm a fresh read).
+    pub async fn resolve(
+        &self,
+        qname: &Name,
+        qtype: RecordType,
+        max_answers: usize,
+    ) -> Result<Option<Answer>, String> {
+        let raft = self
+            .agent
+            .server_raft()
+            .ok_or_else(|| "not a server".to_string())?;
+        if !fresh_enough(raft, self.opts) {
+            raft.read_barrier(Consistency::Default)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        let target = Target::of(qname, qtype, self.opts);
+        Ok(self.read(raft, qname, qtype, &target, max_answers))
     }
-    let target = Target::of(qname, qtype, opts);
-    Ok(read_store(
-        agent,
-        raft,
-        opts,
-        qname,
-        qtype,
-        &target,
-        max_answers,
-    ))
+
+    /// The answer from the store as it is now; `None` for a reverse name
+    /// nobody has (or a name outside our zones).
+    fn read(
+        &self,
+        raft: &RaftNode,
+        qname: &Name,
+        qtype: RecordType,
+        target: &Target,
+        max_answers: usize,
+    ) -> Option<Answer> {
+        let ctx = Context {
+            max_answers,
+            cache: Some(self.cache),
+            ..context(self.agent, self.opts)
+        };
+        match target {
+            Target::Reverse(ip) => raft
+                .shared
+                .read(|store| answer::ptr(store, qname, *ip, &ctx)),
+            Target::Zone(question) => Some(raft.shared.read(|store| {
+                answer::answer(store, question, qname, qtype, &ctx, &mut rand::rng())
+            })),
+            Target::Outside => None,
+        }
+    }
 }
 
 /// Stale reads are the default; a server that lost the leader for longer
@@ -260,34 +300,6 @@ pub async fn resolve(
 fn fresh_enough(raft: &RaftNode, opts: &DnsOptions) -> bool {
     raft.is_leader()
         || (opts.allow_stale && u128::from(raft.last_contact_ms()) <= opts.max_stale.as_millis())
-}
-
-/// The answer from the store as it is now; `None` for a reverse name
-/// nobody has (or a name outside our zones).
-fn read_store(
-    agent: &Agent,
-    raft: &RaftNode,
-    opts: &DnsOptions,
-    qname: &Name,
-    qtype: RecordType,
-    target: &Target,
-    max_answers: usize,
-) -> Option<Answer> {
-    let ctx = Context {
-        max_answers,
-        ..context(agent, opts)
-    };
-    match target {
-        Target::Reverse(ip) => raft
-            .shared
-            .read(|store| answer::ptr(store, qname, *ip, &ctx)),
-        Target::Zone(question) => {
-            Some(raft.shared.read(|store| {
-                answer::answer(store, question, qname, qtype, &ctx, &mut rand::rng())
-            }))
-        }
-        Target::Outside => None,
-    }
 }
 
 /// Where a question name points; parsed once per question.
@@ -337,6 +349,7 @@ fn context<'a>(agent: &'a Agent, opts: &'a DnsOptions) -> Context<'a> {
             .map(|d| d.as_secs() as u32)
             .unwrap_or(0),
         max_answers: usize::MAX,
+        cache: None,
     }
 }
 

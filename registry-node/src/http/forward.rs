@@ -125,6 +125,8 @@ pub async fn to_leader(agent: &Agent, method: &str, uri: String) -> Result<Respo
 struct RouterApi {
     router: axum::Router,
     agent: Arc<Agent>,
+    /// For client agents' DNS questions.
+    dns_cache: Arc<crate::dns::cache::InstanceCache>,
 }
 
 /// The handler a server's Raft RPC uses for forwarded HTTP calls.
@@ -132,13 +134,14 @@ pub fn api_handler(agent: Arc<Agent>) -> Arc<dyn ApiHandler> {
     Arc::new(RouterApi {
         router: super::router(agent.clone()),
         agent,
+        dns_cache: Arc::default(),
     })
 }
 
 impl ApiHandler for RouterApi {
     fn dns(&self, call: DnsCall) -> BoxFuture<'static, DnsReply> {
-        let agent = self.agent.clone();
-        Box::pin(async move { crate::dns::remote::serve(&agent, call).await })
+        let (agent, cache) = (self.agent.clone(), self.dns_cache.clone());
+        Box::pin(async move { crate::dns::remote::serve(&agent, &cache, call).await })
     }
 
     fn http(&self, call: HttpCall) -> BoxFuture<'static, HttpReply> {

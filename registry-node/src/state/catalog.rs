@@ -87,6 +87,14 @@ impl Catalog {
             .collect()
     }
 
+    /// The registered name equal to `name` but for ASCII case, if any.
+    pub fn service_name_ignore_case(&self, name: &str) -> Option<&str> {
+        self.by_name
+            .keys()
+            .find(|n| n.eq_ignore_ascii_case(name))
+            .map(String::as_str)
+    }
+
     /// Instances of a service with their nodes, in (node, ID) order.
     pub fn instances(&self, name: &str) -> impl Iterator<Item = (&Node, &NodeService)> {
         self.by_name
