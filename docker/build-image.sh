@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Builds a minimal `FROM scratch` image around a registry-node binary:
+# Builds a minimal `FROM scratch` image around a binary (registry-node, registrator, demo-web):
 #
 #   docker/build-image.sh [BINARY] [TAG]
 #
@@ -7,7 +7,8 @@
 #   TAG     the image tag   (default: registry-node:dev)
 #
 # Layout of the image:
-#   /bin/registry-node            the binary (ENTRYPOINT)
+#   /bin/<name>                   the binary (ENTRYPOINT), <name> = basename of BINARY; the
+#                                 registry-node image also EXPOSEs its ports, CMD ["version"]
 #   /lib/..., /lib64/..., ...     exactly the shared libraries `ldd` reports, and the dynamic
 #                                 loader, at the paths ldd prints (so the binary's PT_INTERP
 #                                 and the loader's default search paths find them unchanged)
@@ -38,6 +39,7 @@ die() {
 [ -f "$binary" ] || die "binary not found: $binary (build it first: cargo build -p registry-node)"
 [ -x "$binary" ] || die "binary is not executable: $binary"
 binary="$(cd "$(dirname "$binary")" && pwd)/$(basename "$binary")"
+name="$(basename "$binary")"
 
 command -v docker >/dev/null 2>&1 || die "the docker CLI is not installed (needed to build $tag)"
 if ! docker_err="$(docker version --format '{{.Server.Version}}' 2>&1 >/dev/null)"; then
@@ -68,6 +70,8 @@ fingerprint="$(
   {
     echo "layout $LAYOUT_VERSION"
     echo "binary $binary_sha"
+    # Only for other binaries, so registry-node's fingerprint (and image) stay as they were.
+    [ "$name" = registry-node ] || echo "name $name"
     for lib in "${libs[@]}"; do
       echo "lib $lib $(sha256sum "$lib" | cut -d' ' -f1)"
     done
@@ -80,8 +84,8 @@ if [ "$existing" = "$fingerprint" ]; then
   exit 0
 fi
 
-context="$(mktemp -d "${TMPDIR:-/tmp}/registry-node-image.XXXXXX")"
-errfile="$(mktemp "${TMPDIR:-/tmp}/registry-node-image-err.XXXXXX")"
+context="$(mktemp -d "${TMPDIR:-/tmp}/$name-image.XXXXXX")"
+errfile="$(mktemp "${TMPDIR:-/tmp}/$name-image-err.XXXXXX")"
 trap 'rm -rf "$context" "$errfile"' EXIT
 
 log "staging $binary (sha256 ${binary_sha:0:12}) and ${#libs[@]} libraries in $context"
@@ -89,8 +93,8 @@ root="$context/rootfs"
 mkdir -p "$root/bin" "$root/data" "$root/tmp"
 chmod 0755 "$root" "$root/bin" "$root/data"
 chmod 1777 "$root/tmp"
-cp "$binary" "$root/bin/registry-node"
-chmod 0755 "$root/bin/registry-node"
+cp "$binary" "$root/bin/$name"
+chmod 0755 "$root/bin/$name"
 for lib in "${libs[@]}"; do
   mkdir -p "$root$(dirname "$lib")"
   # -L: the image gets the file a symlink (e.g. /lib64/ld-linux-x86-64.so.2) points to.
@@ -98,15 +102,20 @@ for lib in "${libs[@]}"; do
   log "  + $lib"
 done
 
+if [ "$name" = registry-node ]; then
+  tail='EXPOSE 8300 8301 8301/udp 8302 8302/udp 8500 8600 8600/udp
+ENTRYPOINT ["/bin/registry-node"]
+CMD ["version"]'
+else
+  tail="ENTRYPOINT [\"/bin/$name\"]"
+fi
 cat >"$context/Dockerfile" <<EOF
 FROM scratch
 COPY rootfs/ /
 LABEL $LABEL_FINGERPRINT="$fingerprint" \\
       $LABEL_BINARY="$binary_sha"
 WORKDIR /
-EXPOSE 8300 8301 8301/udp 8302 8302/udp 8500 8600 8600/udp
-ENTRYPOINT ["/bin/registry-node"]
-CMD ["version"]
+$tail
 EOF
 
 # Use BuildKit when the buildx plugin is there; otherwise the classic builder (still shipped

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use clap::Parser;
 
+use crate::backend::RegistryUri;
 use crate::tags::{TagsError, TagsTemplate};
 
 /// Upstream's usage text (Go `flag.PrintDefaults` layout), printed with usage errors.
@@ -50,10 +51,8 @@ Usage of registrator:
 /// Validated command line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Config {
-    /// Where services are registered.
+    /// Where services are registered (`registry.raw` is the argument as given).
     pub registry: RegistryUri,
-    /// The registry argument as given (for `Using <scheme> adapter: <uri>`).
-    pub registry_uri: String,
     /// `-ip`: address used for host-published ports instead of the resolved hostname.
     pub host_ip: Option<String>,
     /// `-internal`: register container IP + exposed port.
@@ -106,159 +105,6 @@ impl RetryAttempts {
             RetryAttempts::Forever => true,
             RetryAttempts::Extra(n) => attempt <= n,
         }
-    }
-}
-
-/// The registry argument, one variant per supported scheme. Prefixes are stored
-/// without leading or trailing `/` (`consulkv://h/services/` → `services`).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum RegistryUri {
-    /// `consul://[host:port]`: no host means `CONSUL_HTTP_ADDR` or `127.0.0.1:8500`.
-    Consul {
-        /// `host:port` from the URI.
-        address: Option<String>,
-    },
-    /// `consul-tls://host:port`: https, certificates from `CONSUL_CACERT`,
-    /// `CONSUL_CLIENT_CERT`, `CONSUL_CLIENT_KEY`.
-    ConsulTls {
-        /// `host:port` from the URI.
-        address: Option<String>,
-    },
-    /// `consul-unix:///path/to.sock`.
-    ConsulUnix {
-        /// Socket path.
-        socket: String,
-    },
-    /// `consulkv://[host:port]/prefix`: `<prefix>/<name>/<id>` = `ip:port`.
-    ConsulKv {
-        /// `host:port` from the URI.
-        address: Option<String>,
-        /// Key prefix.
-        prefix: String,
-    },
-    /// `consulkv-unix:///path/to.sock:/prefix` (socket and prefix split at the first `:`).
-    ConsulKvUnix {
-        /// Socket path.
-        socket: String,
-        /// Key prefix.
-        prefix: String,
-    },
-    /// `etcd://[host:port]/prefix` (etcd v2 API; no host means `127.0.0.1:2379`).
-    Etcd {
-        /// `host:port` from the URI.
-        address: Option<String>,
-        /// Key prefix.
-        prefix: String,
-    },
-}
-
-impl RegistryUri {
-    /// The scheme, as written in the URI.
-    pub fn scheme(&self) -> &'static str {
-        match self {
-            RegistryUri::Consul { .. } => "consul",
-            RegistryUri::ConsulTls { .. } => "consul-tls",
-            RegistryUri::ConsulUnix { .. } => "consul-unix",
-            RegistryUri::ConsulKv { .. } => "consulkv",
-            RegistryUri::ConsulKvUnix { .. } => "consulkv-unix",
-            RegistryUri::Etcd { .. } => "etcd",
-        }
-    }
-
-    /// Parses the positional argument as upstream's `bridge.New` + adapter factories do.
-    pub fn parse(uri: &str) -> Result<Self, UsageError> {
-        let bad = || UsageError::invalid(format!("bad adapter uri: {uri}"));
-        let unrecognized = || UsageError::invalid(format!("unrecognized adapter: {uri}"));
-        let Some((scheme, rest)) = uri.split_once("://") else {
-            // `localhost:8500` parses in Go as scheme `localhost`: not an adapter either.
-            return Err(unrecognized());
-        };
-        let scheme = scheme.to_ascii_lowercase();
-        if !matches!(
-            scheme.as_str(),
-            "consul" | "consul-tls" | "consul-unix" | "consulkv" | "consulkv-unix" | "etcd"
-        ) {
-            return Err(unrecognized());
-        }
-        let rest = rest.split(['?', '#']).next().unwrap_or_default();
-        let (authority, path) = match rest.find('/') {
-            Some(at) => rest.split_at(at),
-            None => (rest, ""),
-        };
-        let host = (!authority.is_empty()).then(|| authority.to_string());
-        if let Some(host) = &host {
-            validate_authority(host).map_err(|()| bad())?;
-        }
-        let prefix = |p: &str| p.trim_matches('/').to_string();
-        Ok(match scheme.as_str() {
-            "consul" => RegistryUri::Consul { address: host },
-            "consul-tls" => RegistryUri::ConsulTls { address: host },
-            // Upstream hands `unix://<host><path>` to the Consul client.
-            "consul-unix" => {
-                let socket = format!("{}{path}", host.unwrap_or_default());
-                if socket.is_empty() {
-                    return Err(bad());
-                }
-                RegistryUri::ConsulUnix { socket }
-            }
-            "consulkv" => RegistryUri::ConsulKv {
-                address: host,
-                prefix: prefix(path),
-            },
-            "consulkv-unix" => {
-                let full = format!("{}{path}", host.unwrap_or_default());
-                // Upstream indexes past the split and crashes without the `:`.
-                let (socket, key) = full.split_once(':').ok_or_else(bad)?;
-                if socket.is_empty() {
-                    return Err(bad());
-                }
-                RegistryUri::ConsulKvUnix {
-                    socket: socket.to_string(),
-                    prefix: prefix(key),
-                }
-            }
-            _ => RegistryUri::Etcd {
-                address: host,
-                prefix: prefix(path),
-            },
-        })
-    }
-}
-
-impl fmt::Display for RegistryUri {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let scheme = self.scheme();
-        match self {
-            RegistryUri::Consul { address } | RegistryUri::ConsulTls { address } => {
-                write!(f, "{scheme}://{}", address.as_deref().unwrap_or_default())
-            }
-            RegistryUri::ConsulUnix { socket } => write!(f, "{scheme}://{socket}"),
-            RegistryUri::ConsulKv { address, prefix } | RegistryUri::Etcd { address, prefix } => {
-                let address = address.as_deref().unwrap_or_default();
-                write!(f, "{scheme}://{address}/{prefix}")
-            }
-            RegistryUri::ConsulKvUnix { socket, prefix } => {
-                write!(f, "{scheme}://{socket}:/{prefix}")
-            }
-        }
-    }
-}
-
-/// Go's `url.Parse` rejects a non-numeric port; so do we.
-fn validate_authority(authority: &str) -> Result<(), ()> {
-    let host_port = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
-    let port = if let Some(rest) = host_port.strip_prefix('[') {
-        let (_, after) = rest.split_once(']').ok_or(())?;
-        match after {
-            "" => None,
-            p => Some(p.strip_prefix(':').ok_or(())?),
-        }
-    } else {
-        host_port.split_once(':').map(|(_, p)| p)
-    };
-    match port {
-        Some(p) if !p.chars().all(|c| c.is_ascii_digit()) => Err(()),
-        _ => Ok(()),
     }
 }
 
@@ -509,7 +355,8 @@ pub fn parse(argv: Vec<OsString>) -> Result<Config, UsageError> {
             ));
         }
     };
-    let registry = RegistryUri::parse(&args.args[0])?;
+    let registry =
+        RegistryUri::parse(&args.args[0]).map_err(|e| UsageError::invalid(e.to_string()))?;
     let retry_attempts = match args.retry_attempts {
         -1 => RetryAttempts::Forever,
         n => RetryAttempts::Extra(u32::try_from(n).map_err(|_| {
@@ -522,7 +369,6 @@ pub fn parse(argv: Vec<OsString>) -> Result<Config, UsageError> {
 
     Ok(Config {
         registry,
-        registry_uri: args.args[0].clone(),
         host_ip: non_empty(args.ip),
         internal: args.internal,
         explicit: args.explicit,

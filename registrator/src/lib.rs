@@ -8,10 +8,19 @@
 //! - [`mapping`]: pure `docker inspect` → [`service::Service`] rules (`SERVICE_*`).
 //! - [`tags`]: the `-tags` Go template and the `\,`-escaped tag list syntax.
 //! - [`checks`]: Consul registration payloads: checks from `SERVICE_CHECK_*`, meta filtering.
+//! - [`docker`]: the Docker daemon: `DOCKER_HOST`, list, inspect, container events.
+//! - [`bridge`]: the event loop: tracked containers → registered services, sync,
+//!   cleanup, retries, reconnects; its decisions are pure ([`bridge::plan`]).
+//! - [`run`](run()): the process: identity, registry ping, Docker connection, bridge.
 
 pub mod backend;
+pub mod bridge;
 pub mod checks;
 pub mod cli;
+pub mod docker;
 pub mod mapping;
 pub mod service;
 pub mod tags;
+
+mod run;
+pub use run::{RunError, run};

@@ -59,16 +59,7 @@ impl ConsulBackend {
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConsulBackend, BackendError> {
         let addr = match uri.scheme.as_str() {
-            "consul-unix" => {
-                if uri.path.is_empty() {
-                    return Err(BackendError::BadUri {
-                        uri: uri.raw.clone(),
-                        reason: "a socket path is required: consul-unix:///path/to/consul.sock"
-                            .into(),
-                    });
-                }
-                AgentAddr::Unix(&uri.path)
-            }
+            "consul-unix" => AgentAddr::Unix(uri.unix_socket()),
             scheme => AgentAddr::Host {
                 host: &uri.host,
                 tls: scheme == "consul-tls",
@@ -110,6 +101,10 @@ impl Backend for ConsulBackend {
 
     async fn refresh(&self, _service: &Service) -> Result<(), BackendError> {
         Ok(())
+    }
+
+    fn lists_services(&self) -> bool {
+        true
     }
 
     async fn services(&self) -> Result<Vec<Service>, BackendError> {
@@ -444,13 +439,6 @@ mod tests {
         assert_eq!(
             err(&[("CONSUL_CLIENT_CERT", "/x.pem")]),
             "consul TLS: CONSUL_CLIENT_CERT and CONSUL_CLIENT_KEY must be set together"
-        );
-        let uri = RegistryUri::parse("consul-unix://").unwrap();
-        assert!(
-            ConsulBackend::new(&uri, &env_of(&[]))
-                .unwrap_err()
-                .to_string()
-                .contains("a socket path is required")
         );
     }
 }

@@ -37,28 +37,17 @@ impl ConsulKvBackend {
         uri: &RegistryUri,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> Result<ConsulKvBackend, BackendError> {
-        let (addr, prefix) = if uri.scheme == "consulkv-unix" {
-            // Upstream splits the path at its first ':' into socket and prefix.
-            let (socket, prefix) = uri.path.split_once(':').unwrap_or((&uri.path, ""));
-            if socket.is_empty() {
-                return Err(BackendError::BadUri {
-                    uri: uri.raw.clone(),
-                    reason:
-                        "a socket path is required: consulkv-unix:///path/to/consul.sock:/prefix"
-                            .into(),
-                });
-            }
-            (AgentAddr::Unix(socket), prefix)
+        let addr = if uri.scheme == "consulkv-unix" {
+            AgentAddr::Unix(uri.unix_socket())
         } else {
-            let addr = AgentAddr::Host {
+            AgentAddr::Host {
                 host: &uri.host,
                 tls: false,
-            };
-            (addr, uri.path.as_str())
+            }
         };
         Ok(ConsulKvBackend {
             http: agent_transport("consulkv", addr, env)?,
-            prefix: prefix.trim_matches('/').to_string(),
+            prefix: uri.key_prefix().to_string(),
         })
     }
 
@@ -144,9 +133,6 @@ mod tests {
         let b = backend("consulkv-unix:///tmp/c.sock");
         assert_eq!(b.http.addr(), "unix:///tmp/c.sock");
         assert_eq!(b.key(&service()), "web/h:web:80");
-        assert!(
-            ConsulKvBackend::new(&RegistryUri::parse("consulkv-unix://").unwrap(), &|_| None)
-                .is_err()
-        );
+        assert!(RegistryUri::parse("consulkv-unix://").is_err());
     }
 }

@@ -29,7 +29,7 @@ use async_trait::async_trait;
 pub use crate::service::DockerHealth;
 use crate::service::Service;
 
-pub use uri::RegistryUri;
+pub use uri::{RegistryUri, SCHEMES};
 
 /// A registry registrator writes to. Implementations are cheap to share
 /// (`Arc<dyn Backend>`) and safe to call concurrently.
@@ -53,6 +53,13 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     /// Only the Consul agent can list them; the others return nothing, as upstream.
     async fn services(&self) -> Result<Vec<Service>, BackendError> {
         Ok(Vec::new())
+    }
+
+    /// Whether [`Backend::services`] really lists the registry (an empty answer then
+    /// means an empty registry, e.g. an agent restarted without its state), so the
+    /// bridge can re-register only what is missing instead of everything.
+    fn lists_services(&self) -> bool {
+        false
     }
 
     /// Reports a container's Docker health on the service's `<id>:docker-health`
@@ -186,20 +193,29 @@ pub fn from_uri(uri: &str) -> Result<Arc<dyn Backend>, BackendError> {
     from_uri_with_env(uri, &|name| std::env::var(name).ok())
 }
 
+/// [`from_uri`] for an already parsed URI (the command line's [`crate::cli::Config`]).
+pub fn from_registry_uri(uri: &RegistryUri) -> Result<Arc<dyn Backend>, BackendError> {
+    build(uri, &|name| std::env::var(name).ok())
+}
+
 /// [`from_uri`] with the environment given as a lookup function (tests pass a map:
 /// the process environment cannot be changed safely while threads run).
 pub fn from_uri_with_env(
     uri: &str,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Arc<dyn Backend>, BackendError> {
-    let parsed = RegistryUri::parse(uri)?;
-    Ok(match parsed.scheme.as_str() {
-        "consul" | "consul-tls" | "consul-unix" => {
-            Arc::new(consul::ConsulBackend::new(&parsed, env)?)
-        }
-        "consulkv" | "consulkv-unix" => Arc::new(consulkv::ConsulKvBackend::new(&parsed, env)?),
-        "etcd" => Arc::new(etcd::EtcdBackend::new(&parsed)?),
-        _ => return Err(BackendError::UnrecognizedAdapter(uri.to_string())),
+    build(&RegistryUri::parse(uri)?, env)
+}
+
+fn build(
+    uri: &RegistryUri,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Arc<dyn Backend>, BackendError> {
+    Ok(match uri.scheme.as_str() {
+        "consul" | "consul-tls" | "consul-unix" => Arc::new(consul::ConsulBackend::new(uri, env)?),
+        "consulkv" | "consulkv-unix" => Arc::new(consulkv::ConsulKvBackend::new(uri, env)?),
+        "etcd" => Arc::new(etcd::EtcdBackend::new(uri)?),
+        _ => return Err(BackendError::UnrecognizedAdapter(uri.raw.clone())),
     })
 }
 

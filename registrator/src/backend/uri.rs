@@ -1,10 +1,26 @@
 //! The registry URI (`consul://host:port`, `consulkv://host/prefix`,
 //! `consul-unix:///run/consul.sock`) split the way Go's `url.Parse` splits it for
 //! upstream's adapter factories: scheme, host (authority) and path.
+//!
+//! The one representation of the URI: the command line validates it with
+//! [`RegistryUri::parse`] (so a bad URI is a usage error before anything runs) and
+//! the backends are built from the parsed value.
+
+use std::fmt;
 
 use super::BackendError;
 
-/// A parsed registry URI.
+/// The schemes a backend exists for.
+pub const SCHEMES: &[&str] = &[
+    "consul",
+    "consul-tls",
+    "consul-unix",
+    "consulkv",
+    "consulkv-unix",
+    "etcd",
+];
+
+/// A parsed registry URI of a known scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RegistryUri {
     /// The URI as given (for messages).
@@ -18,9 +34,10 @@ pub struct RegistryUri {
 }
 
 impl RegistryUri {
-    /// Splits `uri`. A string without `scheme://` has an empty scheme (upstream then
-    /// says "unrecognized adapter"); a malformed scheme, host or port is a
-    /// [`BackendError::BadUri`].
+    /// Splits and checks `uri`. A string without `scheme://` or with a scheme no
+    /// backend serves is a [`BackendError::UnrecognizedAdapter`] (upstream's
+    /// wording); a malformed scheme, host or port, or a unix scheme without a
+    /// socket path, is a [`BackendError::BadUri`].
     pub fn parse(uri: &str) -> Result<RegistryUri, BackendError> {
         let bad = |reason: &str| BackendError::BadUri {
             uri: uri.to_string(),
@@ -38,6 +55,10 @@ impl RegistryUri {
                 .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c));
         if !valid_scheme {
             return Err(bad("missing or invalid scheme"));
+        }
+        let scheme = scheme.to_ascii_lowercase();
+        if !SCHEMES.contains(&scheme.as_str()) {
+            return Err(BackendError::UnrecognizedAdapter(uri.to_string()));
         }
         let rest = rest.split(['?', '#']).next().unwrap_or_default();
         let (authority, path) = match rest.find('/') {
@@ -67,17 +88,56 @@ impl RegistryUri {
         if !port.is_empty() && port.parse::<u16>().is_err() {
             return Err(bad(&format!("invalid port {port:?}")));
         }
-        Ok(RegistryUri {
+        let parsed = RegistryUri {
             raw: uri.to_string(),
-            scheme: scheme.to_ascii_lowercase(),
+            scheme,
             host: host.trim_end_matches(':').to_string(),
             path: path.to_string(),
-        })
+        };
+        // Upstream hands `unix://<host><path>` to the client; a missing path used to
+        // fail at the first request (consulkv-unix: index out of range at start-up).
+        match parsed.scheme.as_str() {
+            "consul-unix" if parsed.unix_socket().is_empty() => Err(bad(
+                "a socket path is required: consul-unix:///path/to/consul.sock",
+            )),
+            "consulkv-unix" if parsed.unix_socket().is_empty() => Err(bad(
+                "a socket path is required: consulkv-unix:///path/to/consul.sock:/prefix",
+            )),
+            _ => Ok(parsed),
+        }
+    }
+
+    /// The socket path of a `*-unix://` URI: the path, cut at its first `:` for
+    /// `consulkv-unix` (`/run/consul.sock:/prefix`). Empty for other schemes.
+    pub fn unix_socket(&self) -> &str {
+        match self.scheme.as_str() {
+            "consul-unix" => &self.path,
+            "consulkv-unix" => self.path.split_once(':').map_or(&self.path, |(s, _)| s),
+            _ => "",
+        }
+    }
+
+    /// The key prefix without leading or trailing `/`: the path, or for
+    /// `consulkv-unix` what follows the socket's `:` (empty when absent; upstream
+    /// crashed).
+    pub fn key_prefix(&self) -> &str {
+        let path = match self.scheme.as_str() {
+            "consulkv-unix" => self.path.split_once(':').map_or("", |(_, p)| p),
+            _ => &self.path,
+        };
+        path.trim_matches('/')
     }
 
     /// The host with `default_port` added when it has none; `None` when the URI has no host.
     pub fn host_with_port(&self, default_port: u16) -> Option<String> {
         with_default_port(&self.host, default_port)
+    }
+}
+
+impl fmt::Display for RegistryUri {
+    /// The URI as given.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.raw)
     }
 }
 
@@ -137,9 +197,39 @@ mod tests {
     }
 
     #[test]
+    fn unix_sockets_and_prefixes() {
+        let u = RegistryUri::parse("consulkv-unix:///tmp/c.sock:/a/b/").unwrap();
+        assert_eq!((u.unix_socket(), u.key_prefix()), ("/tmp/c.sock", "a/b"));
+        let u = RegistryUri::parse("consulkv-unix:///tmp/c.sock").unwrap();
+        assert_eq!((u.unix_socket(), u.key_prefix()), ("/tmp/c.sock", ""));
+        let u = RegistryUri::parse("consul-unix:///run/c.sock").unwrap();
+        assert_eq!(
+            (u.unix_socket(), u.key_prefix()),
+            ("/run/c.sock", "run/c.sock")
+        );
+        let u = RegistryUri::parse("etcd://h/skydns/").unwrap();
+        assert_eq!((u.unix_socket(), u.key_prefix()), ("", "skydns"));
+        assert_eq!(u.to_string(), "etcd://h/skydns/");
+    }
+
+    #[test]
     fn errors_use_upstream_wording() {
         for (uri, text) in [
             ("consul", "unrecognized adapter: consul"),
+            (
+                "zookeeper://zk:2181/x",
+                "unrecognized adapter: zookeeper://zk:2181/x",
+            ),
+            (
+                "consul-unix://",
+                "bad adapter uri: consul-unix://: a socket path is required: \
+                 consul-unix:///path/to/consul.sock",
+            ),
+            (
+                "consulkv-unix://",
+                "bad adapter uri: consulkv-unix://: a socket path is required: \
+                 consulkv-unix:///path/to/consul.sock:/prefix",
+            ),
             (
                 "1x://h",
                 "bad adapter uri: 1x://h: missing or invalid scheme",
