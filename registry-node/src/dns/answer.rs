@@ -229,6 +229,8 @@ struct Instance<'s> {
     service: &'s NodeService,
     /// Some check is warning (SRV weight `Weights.Warning`).
     warning: bool,
+    /// The SRV target and its address when already known ([`srv_target`]).
+    target: Option<&'s (Name, Option<IpAddr>)>,
 }
 
 struct Builder<'a> {
@@ -267,17 +269,21 @@ impl Builder<'_> {
             Some(cache) => cache.get(store, real),
             None => Arc::new(Instances::build(store, real)),
         };
+        let targets = (self.qtype == RecordType::SRV)
+            .then(|| instances.srv_targets(self.ctx.datacenter, self.zone));
         let mut rows: Vec<Instance<'_>> = instances
             .rows
             .iter()
-            .filter(|(_, service, warning)| {
+            .enumerate()
+            .filter(|(_, (_, service, warning))| {
                 !(opts.only_passing && *warning)
                     && tag.is_none_or(|t| service.tags.iter().any(|x| x.eq_ignore_ascii_case(t)))
             })
-            .map(|(node, service, warning)| Instance {
+            .map(|(i, (node, service, warning))| Instance {
                 node,
                 service,
                 warning: *warning,
+                target: targets.as_ref().and_then(|t| t.get(i)),
             })
             .collect();
         if rows.is_empty() {
@@ -315,6 +321,7 @@ impl Builder<'_> {
                 node: &r.node,
                 service: &r.service,
                 warning: r.aggregated_status() == WARNING,
+                target: None,
             })
             .collect();
         self.instances(&rows, ttl, a);
@@ -386,15 +393,9 @@ impl Builder<'_> {
                 s.weights.passing
             };
             let weight = weight.clamp(0, u16::MAX as i32) as u16;
-            let (target, ip) = if s.address.is_empty() {
-                let target = name(&format!("{}.node.{dc}.{}", r.node.node, self.zone));
-                (target, r.node.address.parse::<IpAddr>().ok())
-            } else if let Ok(ip) = s.address.parse::<IpAddr>() {
-                let target = name(&format!("{}.addr.{dc}.{}", ip_hex(ip), self.zone));
-                (target, Some(ip))
-            } else {
-                // A hostname: the target itself, resolved by the client.
-                (name(&format!("{}.", s.address.trim_end_matches('.'))), None)
+            let (target, ip) = match r.target {
+                Some((target, ip)) => (target.clone(), *ip),
+                None => srv_target(r.node, s, dc, self.zone),
             };
             a.answers.push(Record::from_rdata(
                 self.qname.clone(),
@@ -480,6 +481,26 @@ impl Builder<'_> {
                 | (RecordType::AAAA, IpAddr::V6(_))
         );
         fits.then(|| Record::from_rdata(owner, ttl, ip_rdata(ip)))
+    }
+}
+
+/// An SRV target and the address for its additional record: `<node>.node.<dc>.<zone>`
+/// for instances at their node's address, `<hex>.addr.<dc>.<zone>` for those
+/// with their own IP, the hostname itself (resolved by the client) otherwise.
+pub(super) fn srv_target(
+    node: &Node,
+    service: &NodeService,
+    dc: &str,
+    zone: &str,
+) -> (Name, Option<IpAddr>) {
+    if service.address.is_empty() {
+        let target = name(&format!("{}.node.{dc}.{zone}", node.node));
+        (target, node.address.parse::<IpAddr>().ok())
+    } else if let Ok(ip) = service.address.parse::<IpAddr>() {
+        (name(&format!("{}.addr.{dc}.{zone}", ip_hex(ip))), Some(ip))
+    } else {
+        let host = format!("{}.", service.address.trim_end_matches('.'));
+        (name(&host), None)
     }
 }
 

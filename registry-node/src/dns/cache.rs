@@ -6,9 +6,13 @@
 //! catalog's size.
 
 use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 
+use hickory_server::proto::rr::Name;
 use registry_api::{Node, NodeService, status_rank};
+
+use super::answer::srv_target;
 
 use crate::state::{Store, WatchKey};
 
@@ -23,6 +27,17 @@ pub struct Instances {
     index: u64,
     /// Instance, its node and whether some check is warning.
     pub rows: Vec<(Node, NodeService, bool)>,
+    /// SRV targets of `rows` for one datacenter and zone, built on first use
+    /// (making names is most of the cost of a small answer).
+    targets: Mutex<Option<Targets>>,
+}
+
+/// SRV targets for `(dc, zone)`, one per row.
+#[derive(Debug)]
+struct Targets {
+    dc: String,
+    zone: String,
+    names: Arc<Vec<(Name, Option<IpAddr>)>>,
 }
 
 impl Instances {
@@ -44,7 +59,31 @@ impl Instances {
         Instances {
             index: service_index(store, service),
             rows,
+            targets: Mutex::new(None),
         }
+    }
+
+    /// The SRV target of each row for `dc` and `zone`.
+    pub fn srv_targets(&self, dc: &str, zone: &str) -> Arc<Vec<(Name, Option<IpAddr>)>> {
+        let mut slot = self.targets.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = slot.as_ref()
+            && t.dc == dc
+            && t.zone == zone
+        {
+            return t.names.clone();
+        }
+        let names: Arc<Vec<_>> = Arc::new(
+            self.rows
+                .iter()
+                .map(|(node, service, _)| srv_target(node, service, dc, zone))
+                .collect(),
+        );
+        *slot = Some(Targets {
+            dc: dc.to_string(),
+            zone: zone.to_string(),
+            names: names.clone(),
+        });
+        names
     }
 }
 
