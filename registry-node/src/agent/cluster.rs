@@ -542,29 +542,26 @@ struct ReconcileState {
 async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut ReconcileState) {
     let dc = agent.opts.datacenter.clone();
     let members = agent.gossip.members();
-    let (catalog_nodes, serf_status, consul_nodes): (
-        HashMap<String, String>,
-        HashMap<String, String>,
-        HashSet<String>,
-    ) = raft.shared.read(|s| {
-        let nodes = s
-            .catalog()
-            .nodes()
-            .map(|n| (n.node.clone(), n.address.clone()))
-            .collect();
-        let serf = s
-            .catalog()
-            .all_checks()
-            .filter(|c| c.check_id == SERF_CHECK_ID)
-            .map(|c| (c.node.clone(), c.status.clone()))
-            .collect();
-        let consul = s
-            .catalog()
-            .instances(CONSUL_SERVICE)
-            .map(|(n, _)| n.node.clone())
-            .collect();
-        (nodes, serf, consul)
+    // Only the members' (and once-members') entries are read: the catalog may
+    // hold many more nodes (registered by API), and this runs often.
+    let names: HashSet<&String> = members.iter().map(|m| &m.name).chain(&state.seen).collect();
+    let facts: HashMap<String, NodeFacts> = raft.shared.read(|s| {
+        let catalog = s.catalog();
+        names
+            .iter()
+            .filter(|n| catalog.node(n).is_some())
+            .map(|n| {
+                let facts = NodeFacts {
+                    serf: catalog.check(n, SERF_CHECK_ID).map(|c| c.status.clone()),
+                    consul: catalog
+                        .node_services(n)
+                        .any(|svc| svc.service == CONSUL_SERVICE),
+                };
+                (n.to_string(), facts)
+            })
+            .collect()
     });
+    let serf_of = |name: &str| facts.get(name).and_then(|f| f.serf.as_deref());
     let mut known = HashSet::new();
     for m in &members {
         if m.tags.get(tags::DC).map(String::as_str) != Some(dc.as_str()) {
@@ -577,9 +574,8 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
             MemberStatus::Alive => {
                 state.failed_since.remove(&m.name);
                 let is_server = server_addr(m, &dc).is_some();
-                let healthy = serf_status.get(&m.name).map(String::as_str) == Some(PASSING)
-                    && catalog_nodes.contains_key(&m.name)
-                    && (!is_server || consul_nodes.contains(&m.name));
+                let healthy = serf_of(&m.name) == Some(PASSING)
+                    && (!is_server || facts.get(&m.name).is_some_and(|f| f.consul));
                 if !healthy {
                     set_serf_health(agent, m, PASSING, ALIVE_OUTPUT).await;
                 }
@@ -588,9 +584,7 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
                 }
             }
             MemberStatus::Failed => {
-                if catalog_nodes.contains_key(&m.name)
-                    && serf_status.get(&m.name).map(String::as_str) != Some(CRITICAL)
-                {
+                if facts.contains_key(&m.name) && serf_of(&m.name) != Some(CRITICAL) {
                     tracing::info!(member = %m.name, "consul: member failed, marking health critical");
                     set_serf_health(agent, m, CRITICAL, FAILED_OUTPUT).await;
                 }
@@ -606,7 +600,7 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
             }
             MemberStatus::Left => {
                 state.failed_since.remove(&m.name);
-                if m.name != agent.opts.node_name && catalog_nodes.contains_key(&m.name) {
+                if m.name != agent.opts.node_name && facts.contains_key(&m.name) {
                     tracing::info!(member = %m.name, "consul: member left, deregistering");
                     deregister_node(agent, &m.name).await;
                 }
@@ -625,12 +619,24 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
         }
     }
     // Reaped members: nodes with a serfHealth check that gossip no longer knows.
-    for node in serf_status.keys() {
-        if state.seen.contains(node) && !known.contains(node) && *node != agent.opts.node_name {
+    for (node, f) in &facts {
+        if f.serf.is_some()
+            && state.seen.contains(node)
+            && !known.contains(node)
+            && *node != agent.opts.node_name
+        {
             tracing::info!(member = %node, "consul: member reaped, deregistering");
             deregister_node(agent, node).await;
         }
     }
+}
+
+/// What the catalog holds about a member's node.
+struct NodeFacts {
+    /// Status of its serfHealth check, if it has one.
+    serf: Option<String>,
+    /// Whether it runs an instance of the `consul` service (servers do).
+    consul: bool,
 }
 
 async fn set_serf_health(agent: &Agent, m: &Member, status: &str, output: &str) {

@@ -30,14 +30,15 @@ fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// Agent config examples: everything except other binaries' configs, which
-/// their own crates' tests parse.
+/// Agent config examples: every `.json`/`.hcl` file except other binaries'
+/// configs, which their own crates' tests parse (systemd units are not configs).
 fn agent_examples() -> Vec<PathBuf> {
     files_under(&examples_dir())
         .into_iter()
         .filter(|p| {
             let name = p.file_name().unwrap().to_string_lossy();
-            !name.starts_with("templater") && !name.starts_with("registrator")
+            let config = matches!(p.extension().and_then(|e| e.to_str()), Some("json" | "hcl"));
+            config && !name.starts_with("templater") && !name.starts_with("registrator")
         })
         .collect()
 }

@@ -1,18 +1,19 @@
 //! The UDP path. hickory-server's UDP loop spawns a task per question and
 //! sends each reply through a channel back to the socket's task: three task
 //! switches and wakeups per query, which cost more than the answer itself.
-//! Here a few reader tasks share the socket; each receives, answers from the
-//! store and sends in place, so a query costs one wakeup. Questions that must
-//! wait (recursors, a client agent's server, a read barrier) go to a spawned
-//! task. TCP stays on hickory-server ([`super::server::serve`]).
+//! Here one thread per core blocks in `recvfrom` on its own `SO_REUSEPORT`
+//! socket, answers from the store and sends in place. Questions that must
+//! wait (recursors, a client agent's server, a read barrier) go to a task on
+//! the agent's runtime. TCP stays on hickory-server ([`super::server::serve`]).
 
+use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hickory_server::proto::op::{Edns, Message, MessageType, OpCode, ResponseCode};
 use socket2::{Domain, Protocol, Socket, Type};
 use tokio::net::UdpSocket;
-use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use super::server::{DnsHandler, Reply};
@@ -33,9 +34,10 @@ pub fn bind(addr: SocketAddr) -> std::io::Result<UdpSocket> {
     UdpSocket::from_std(socket.into())
 }
 
-/// Serves DNS over `socket` until `token` is cancelled: one reader per core
-/// (at most four), each on its own `SO_REUSEPORT` socket when the first one
-/// allows it.
+/// Serves DNS over `socket` until `token` is cancelled: one reader thread
+/// per core (at most four), each on its own `SO_REUSEPORT` socket when the
+/// first one allows it. Plain threads blocked in `recvfrom`, like a C DNS
+/// server: no reactor or waker between the packet and the answer.
 pub async fn serve(handler: Arc<DnsHandler>, socket: UdpSocket, token: CancellationToken) {
     let readers = std::thread::available_parallelism().map_or(1, |n| n.get().clamp(1, 4));
     let mut sockets = Vec::with_capacity(readers);
@@ -51,19 +53,52 @@ pub async fn serve(handler: Arc<DnsHandler>, socket: UdpSocket, token: Cancellat
         }
     }
     sockets.push(socket);
-    let mut tasks = JoinSet::new();
+    let runtime = tokio::runtime::Handle::current();
+    let mut threads = Vec::new();
     for socket in sockets {
-        tasks.spawn(read_loop(handler.clone(), Arc::new(socket)));
+        let socket = match blocking(socket) {
+            Ok(s) => Arc::new(s),
+            Err(e) => {
+                tracing::error!(error = %e, "dns: cannot serve a UDP socket");
+                continue;
+            }
+        };
+        let (handler, token, runtime) = (handler.clone(), token.clone(), runtime.clone());
+        let spawned = std::thread::Builder::new()
+            .name("dns-udp".into())
+            .spawn(move || read_loop(&handler, &socket, &token, &runtime));
+        match spawned {
+            Ok(t) => threads.push(t),
+            Err(e) => tracing::error!(error = %e, "dns: cannot start a UDP reader"),
+        }
     }
     token.cancelled().await;
-    tasks.abort_all();
+    // The readers notice within one receive timeout.
+    let _ =
+        tokio::task::spawn_blocking(move || threads.into_iter().for_each(|t| drop(t.join()))).await;
 }
 
-async fn read_loop(handler: Arc<DnsHandler>, socket: Arc<UdpSocket>) {
+/// How often a reader waiting for a packet checks for shutdown.
+const SHUTDOWN_POLL: Duration = Duration::from_millis(250);
+
+fn blocking(socket: UdpSocket) -> std::io::Result<std::net::UdpSocket> {
+    let socket = socket.into_std()?;
+    socket.set_nonblocking(false)?;
+    socket.set_read_timeout(Some(SHUTDOWN_POLL))?;
+    Ok(socket)
+}
+
+fn read_loop(
+    handler: &Arc<DnsHandler>,
+    socket: &Arc<std::net::UdpSocket>,
+    token: &CancellationToken,
+    runtime: &tokio::runtime::Handle,
+) {
     let mut buf = vec![0u8; RECV_BUFFER];
-    loop {
-        let (n, peer) = match socket.recv_from(&mut buf).await {
+    while !token.is_cancelled() {
+        let (n, peer) = match socket.recv_from(&mut buf) {
             Ok(got) => got,
+            Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => continue,
             Err(e) => {
                 tracing::debug!(error = %e, "dns: UDP receive failed");
                 continue;
@@ -85,17 +120,18 @@ async fn read_loop(handler: Arc<DnsHandler>, socket: Arc<UdpSocket>) {
             } else {
                 ResponseCode::NotImp
             });
-            send(&handler, &socket, &request, reply, peer).await;
+            send(handler, socket, &request, reply, peer);
             continue;
         };
         let no_edns = request.edns.is_none();
         match handler.reply_now(&qname, qtype, no_edns) {
-            Some(reply) => send(&handler, &socket, &request, reply, peer).await,
+            Some(reply) => send(handler, socket, &request, reply, peer),
             None => {
+                // Recursors, a server's answer, a read barrier: wait elsewhere.
                 let (handler, socket) = (handler.clone(), socket.clone());
-                tokio::spawn(async move {
+                runtime.spawn(async move {
                     let reply = handler.reply(&qname, qtype, no_edns).await;
-                    send(&handler, &socket, &request, reply, peer).await;
+                    send(&handler, &socket, &request, reply, peer);
                 });
             }
         }
@@ -116,9 +152,9 @@ fn question(
     Some((q.name().clone(), q.query_type()))
 }
 
-async fn send(
+fn send(
     handler: &DnsHandler,
-    socket: &UdpSocket,
+    socket: &std::net::UdpSocket,
     request: &Message,
     reply: Reply,
     peer: SocketAddr,
@@ -126,7 +162,8 @@ async fn send(
     let Some(bytes) = encode(handler, request, reply) else {
         return;
     };
-    if let Err(e) = socket.send_to(&bytes, peer).await {
+    // A UDP send does not wait for the peer; at worst for buffer space.
+    if let Err(e) = socket.send_to(&bytes, peer) {
         tracing::debug!(%peer, error = %e, "dns: cannot send a UDP reply");
     }
 }
