@@ -718,9 +718,20 @@ fn ensure_voter(
     let adding = state.adding.clone();
     let name = m.name.clone();
     tokio::spawn(async move {
-        // A server back on a new address is removed first, then added again.
-        if raft.members().iter().any(|r| r.id == id && r.addr != addr) {
-            let _ = raft.remove_server(id).await;
+        // A server back on a new address is removed first, then added again;
+        // so is another member on its address: the same server, recreated
+        // without its data dir under a new ID (as Consul does).
+        let stale: Vec<_> = raft
+            .members()
+            .into_iter()
+            .filter(|r| (r.id == id) != (r.addr == addr))
+            .map(|r| r.id)
+            .collect();
+        for old in stale {
+            if old != raft.id {
+                tracing::info!(server = %name, %addr, old, "consul: removing stale raft member");
+                let _ = raft.remove_server(old).await;
+            }
         }
         tracing::info!(server = %name, %addr, "consul: adding server to raft");
         match raft.add_server(id, addr).await {

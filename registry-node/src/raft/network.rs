@@ -3,7 +3,8 @@
 //! `new_client` never connects: the shared [`RpcClient`] pool does, lazily.
 //!
 //! Transport errors are mapped on purpose: a peer we could not connect to is
-//! `Unreachable` (openraft backs off before retrying), a connection that broke
+//! `Unreachable` (openraft backs off before retrying), as is a call the peer
+//! refused (e.g. a server that is not the member we meant), a connection that broke
 //! mid-call is a `NetworkError` (retried at once), a call without an answer
 //! is a `Timeout`, and an error raised by the peer's Raft is a `RemoteError`.
 
@@ -60,7 +61,11 @@ fn rpc_error<E: std::error::Error>(
     timeout: Duration,
 ) -> RPCError<NodeId, Node, E> {
     match e {
-        RpcError::Connect { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+        // Refused by the peer (another server now on that address, shutting
+        // down...): back off as for a peer that is gone.
+        RpcError::Connect { .. } | RpcError::Remote { .. } => {
+            RPCError::Unreachable(Unreachable::new(&e))
+        }
         RpcError::Timeout { .. } => RPCError::Timeout(Timeout {
             action,
             id,
@@ -105,7 +110,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         self.call(
-            RpcRequest::AppendEntries(rpc),
+            RpcRequest::AppendEntries {
+                to: self.target,
+                rpc,
+            },
             RPCTypes::AppendEntries,
             &option,
             |r| match r {
@@ -125,7 +133,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         RPCError<NodeId, Node, RaftError<NodeId, InstallSnapshotError>>,
     > {
         self.call(
-            RpcRequest::InstallSnapshot(rpc),
+            RpcRequest::InstallSnapshot {
+                to: self.target,
+                rpc,
+            },
             RPCTypes::InstallSnapshot,
             &option,
             |r| match r {
@@ -142,7 +153,10 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         option: RPCOption,
     ) -> Result<VoteResponse<NodeId>, RPCError<NodeId, Node, RaftError<NodeId>>> {
         self.call(
-            RpcRequest::Vote(rpc),
+            RpcRequest::Vote {
+                to: self.target,
+                rpc,
+            },
             RPCTypes::Vote,
             &option,
             |r| match r {

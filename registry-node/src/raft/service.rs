@@ -19,7 +19,18 @@ pub struct RaftService {
 impl RpcHandler for RaftService {
     async fn handle(&self, req: RpcRequest) -> RpcResponse {
         match req {
-            RpcRequest::AppendEntries(rpc) => {
+            RpcRequest::AppendEntries { to, .. }
+            | RpcRequest::Vote { to, .. }
+            | RpcRequest::InstallSnapshot { to, .. }
+                if to != self.core.id =>
+            {
+                RpcResponse::Error(format!(
+                    "this server is Raft member {}, not {to} (recreated without its data dir, \
+                     it rejoins as a new server)",
+                    self.core.id
+                ))
+            }
+            RpcRequest::AppendEntries { rpc, .. } => {
                 let resp = self.core.raft.append_entries(rpc).await;
                 // Any answer but "higher vote" means we accept this sender as leader.
                 if resp
@@ -30,8 +41,8 @@ impl RpcHandler for RaftService {
                 }
                 RpcResponse::AppendEntries(resp)
             }
-            RpcRequest::Vote(rpc) => RpcResponse::Vote(self.core.raft.vote(rpc).await),
-            RpcRequest::InstallSnapshot(rpc) => {
+            RpcRequest::Vote { rpc, .. } => RpcResponse::Vote(self.core.raft.vote(rpc).await),
+            RpcRequest::InstallSnapshot { rpc, .. } => {
                 RpcResponse::InstallSnapshot(self.core.raft.install_snapshot(rpc).await)
             }
             RpcRequest::ForwardWrite(reqs) => {

@@ -46,14 +46,28 @@ pub struct Envelope<T> {
 }
 
 /// A call from one server to another.
+///
+/// Raft messages name the Raft ID they are meant for (`to`): a server
+/// recreated without its data dir comes back on the same address with a new
+/// ID, and must refuse what the leader still sends its old self (an empty log
+/// answering for a member the leader had replicated to makes openraft panic).
 #[derive(Debug, Serialize, Deserialize)]
 pub enum RpcRequest {
     /// Raft log replication and heartbeats.
-    AppendEntries(AppendEntriesRequest<TypeConfig>),
+    AppendEntries {
+        to: NodeId,
+        rpc: AppendEntriesRequest<TypeConfig>,
+    },
     /// Raft election.
-    Vote(VoteRequest<NodeId>),
+    Vote {
+        to: NodeId,
+        rpc: VoteRequest<NodeId>,
+    },
     /// One chunk of a Raft snapshot.
-    InstallSnapshot(InstallSnapshotRequest<TypeConfig>),
+    InstallSnapshot {
+        to: NodeId,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+    },
     /// A follower's batch of writes for the leader to commit.
     ForwardWrite(Vec<Request>),
     /// A follower asks the leader for the index it must have applied before

@@ -521,6 +521,12 @@ impl Env {
         docker_ok(&["restart", "--time", "10", &n.container]);
     }
 
+    /// `docker rm -f`: the container and its data are gone (a lost disk).
+    pub fn remove(&mut self, n: &Node) {
+        docker_ok(&["rm", "-f", "-v", &n.container]);
+        self.containers.retain(|c| c.container != n.container);
+    }
+
     /// `docker stop` (SIGTERM, 10 s grace, SIGKILL).
     pub fn stop(&self, n: &Node) {
         docker_ok(&["stop", "--time", "10", &n.container]);
@@ -681,17 +687,23 @@ impl Cluster {
         let join = format!("-retry-join={}", env.ip(11));
         let mut servers = Vec::new();
         for i in 1..=3u8 {
-            let extra = [
-                "-server".to_string(),
-                "-bootstrap-expect=3".to_string(),
-                join.clone(),
-                "-retry-interval=1s".to_string(),
-            ];
+            let extra = Cluster::server_args(env);
             servers.push(env.agent(&format!("s{i}"), 10 + i, &extra));
         }
         let client = with_client
             .then(|| env.agent("c1", 21, &[join.clone(), "-retry-interval=1s".to_string()]));
         Cluster { servers, client }
+    }
+
+    /// A server's arguments after [`Env::agent`]'s: `s1` (`.11`) is the
+    /// `-retry-join` target.
+    pub fn server_args(env: &Env) -> Vec<String> {
+        vec![
+            "-server".to_string(),
+            "-bootstrap-expect=3".to_string(),
+            format!("-retry-join={}", env.ip(11)),
+            "-retry-interval=1s".to_string(),
+        ]
     }
 
     /// Every agent.
