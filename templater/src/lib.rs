@@ -17,18 +17,37 @@
 //! * [`render`] — [`Template::parse`] and [`render()`]: one pass, returning the
 //!   output (once nothing is missing) and the dependencies seen.
 //!
-//! A runner loop: `render` → watch every `used` dependency → on new data
-//! `decode` + `Brain::remember` → `render` again; write the output once
-//! `missing` is empty.
+//! The binary around the engine:
+//!
+//! * [`cli`] / [`config`] — upstream's flags and config file keys, merged into
+//!   one [`config::Config`] (pure, unit-tested).
+//! * [`watch`] — one blocking-query view per unique dependency
+//!   ([`watch::Watcher`]), retrying through registry outages.
+//! * [`runner`] — the n-pass run loop: render → watch every `used`
+//!   dependency → on new data `decode` + `Brain::remember` → render again;
+//!   [`quiescence`] timers, [`write`] rules (atomic, check before install),
+//!   [`command`]s once per pass, the [`exec`] child.
+//! * [`fswatch`] — inotify for `file` dependencies and template sources.
+//! * [`app`] — signals, pid file and the reload loop; `main.rs` is thin.
 
+pub mod app;
 pub mod brain;
+pub mod cli;
+pub mod command;
+pub mod config;
 pub mod dependency;
 pub mod error;
+pub mod exec;
+pub mod fswatch;
 pub mod funcs;
 pub mod gotemplate;
 pub mod handlebars;
+pub mod quiescence;
 pub mod render;
+pub mod runner;
 pub mod value;
+pub mod watch;
+pub mod write;
 
 pub use brain::{Brain, Data, decode};
 pub use dependency::{Dependency, Source};
