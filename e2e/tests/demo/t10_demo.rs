@@ -15,6 +15,9 @@
 //!    a new leader within 10 s, and scaling still works: `--scale web=7` restarts the
 //!    stopped container and adds two, all answer through nginx within 2 s of `up`
 //!    returning;
+//!    then `docker kill` of the client agent templater and registrator query, and
+//!    `docker start` 2 s later: no request fails, and a new web container
+//!    (`--scale web=8`) is rendered into nginx's config and answers;
 //! 6. `down -v`: no container, network or volume of the project is left.
 //!
 //! Every timing is printed, met or not.
@@ -225,6 +228,39 @@ fn nginx_follows_the_web_containers() {
         at - returned <= BUDGET,
         "scale after the kill: over the {BUDGET:?} budget"
     );
+
+    eprintln!("--- step 5b: kill templater's registry agent, restart it");
+    // registry-client is what templater (and registrator) query: SIGKILL it, keep the
+    // traffic going on the last rendered config, start it again (same data dir).
+    let client = demo.container("registry-client").unwrap();
+    let killed = Instant::now();
+    docker(&["kill", &client.id]).unwrap();
+    std::thread::sleep(Duration::from_secs(2));
+    docker(&["start", &client.id]).unwrap();
+    let before: BTreeSet<_> = hostnames(&web);
+    demo.scale_web(8).unwrap();
+    let returned = Instant::now();
+    let web = web_containers(&demo, 8);
+    let new: Vec<_> = hostnames(&web).difference(&before).cloned().collect();
+    assert_eq!(new.len(), 1, "one new web container");
+    let (_, at) = wait_for(Duration::from_secs(60), || {
+        answered_by_exactly(&traffic.hosts_since(returned), &hostnames(&web))
+    })
+    .unwrap();
+    let during: Vec<_> = traffic
+        .samples()
+        .into_iter()
+        .filter(|s| s.done >= killed)
+        .collect();
+    let failed = failures(&during);
+    eprintln!(
+        "agent killed and restarted: templater rendered the new container, all 8 answered {:?} \
+         after `up --scale web=8` returned; {} requests since the kill, {} failed",
+        at - returned,
+        during.len(),
+        failed.len()
+    );
+    assert!(failed.is_empty(), "failed requests: {failed:?}");
 
     eprintln!("--- step 6: compose down");
     let samples = demo.rt().block_on(traffic.stop());
