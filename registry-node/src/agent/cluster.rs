@@ -537,6 +537,8 @@ struct ReconcileState {
     /// disappear: a leader elected before its gossip has (re)joined sees an
     /// empty pool, and must not take that for everyone being gone.
     seen: HashSet<String>,
+    /// When each Raft member that no gossip member carries was first noticed.
+    unknown_since: HashMap<NodeId, Instant>,
 }
 
 async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut ReconcileState) {
@@ -627,6 +629,64 @@ async fn reconcile(agent: &Arc<Agent>, raft: &crate::raft::RaftNode, state: &mut
         {
             tracing::info!(member = %node, "consul: member reaped, deregistering");
             deregister_node(agent, node).await;
+        }
+    }
+    remove_stale_servers(agent, raft, &members, state).await;
+}
+
+/// Autopilot's stale-server cleanup: a Raft member that no gossip member of
+/// this datacenter carries any more (a server recreated without its data on a
+/// new address rejoins under a new ID, and its old ID would count against the
+/// quorum forever) is removed after `dead_server_grace`, and only while the
+/// voters that gossip sees alive are a majority without it.
+async fn remove_stale_servers(
+    agent: &Agent,
+    raft: &crate::raft::RaftNode,
+    members: &[Member],
+    state: &mut ReconcileState,
+) {
+    let dc = &agent.opts.datacenter;
+    let carried: HashSet<NodeId> = members
+        .iter()
+        .filter(|m| m.tags.get(tags::DC) == Some(dc))
+        .filter_map(raft_id)
+        .collect();
+    // server_addr is for alive servers only.
+    let alive: HashSet<NodeId> = members
+        .iter()
+        .filter_map(|m| server_addr(m, dc).and(raft_id(m)))
+        .chain([raft.id])
+        .collect();
+    let raft_members = raft.members();
+    state
+        .unknown_since
+        .retain(|id, _| !carried.contains(id) && raft_members.iter().any(|r| r.id == *id));
+    let adding = state.adding.lock().expect("adding lock").clone();
+    for r in &raft_members {
+        if r.id == raft.id || carried.contains(&r.id) || adding.contains(&r.id) {
+            continue;
+        }
+        let since = *state.unknown_since.entry(r.id).or_insert_with(Instant::now);
+        if since.elapsed() < agent.opts.dead_server_grace {
+            continue;
+        }
+        let voters: Vec<NodeId> = raft_members
+            .iter()
+            .filter(|v| v.voter)
+            .map(|v| v.id)
+            .collect();
+        let alive_voters = voters.iter().filter(|v| alive.contains(v)).count();
+        if r.voter && alive_voters <= voters.len() / 2 {
+            continue;
+        }
+        tracing::info!(id = r.id, addr = %r.addr, "autopilot: removing stale server unknown to gossip");
+        match raft.remove_server(r.id).await {
+            Ok(()) => {
+                state.unknown_since.remove(&r.id);
+            }
+            Err(e) => {
+                tracing::warn!(id = r.id, error = %e, "autopilot: failed to remove stale server")
+            }
         }
     }
 }

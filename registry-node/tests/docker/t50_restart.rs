@@ -110,7 +110,20 @@ fn raft_servers(env: &Env, leader: &crate::Node) -> Result<Vec<(String, String, 
 ///   voters, the new node ID among them, and still takes writes.
 #[test]
 fn follower_recreated_without_data_replaces_its_old_self() {
-    let mut env = Env::new("recreate");
+    follower_recreated_without_data(false);
+}
+
+/// What this test does: as above, but the new container gets another IP. The
+/// old Raft member (old ID, old address) is carried by no gossip member any
+/// more: the leader removes it as stale after the grace period, leaving three
+/// voters, not four with one dead.
+#[test]
+fn follower_recreated_elsewhere_leaves_no_stale_voter() {
+    follower_recreated_without_data(true);
+}
+
+fn follower_recreated_without_data(new_ip: bool) {
+    let mut env = Env::new(if new_ip { "recreate-ip" } else { "recreate" });
     let cluster = Cluster::start(&mut env, false);
     cluster.wait_formed(&env);
     let leader = cluster.wait_leader(&env, &cluster.servers);
@@ -128,7 +141,10 @@ fn follower_recreated_without_data_replaces_its_old_self() {
     let id_before = node_id(&env, &follower).unwrap();
 
     env.remove(&follower);
-    let host: u8 = follower.ip.rsplit('.').next().unwrap().parse().unwrap();
+    let mut host: u8 = follower.ip.rsplit('.').next().unwrap().parse().unwrap();
+    if new_ip {
+        host += 20;
+    }
     let follower = env.agent(&follower.node, host, &Cluster::server_args(&env));
 
     let id_after = wait_for(WAIT_START, "the new server answers", || {
@@ -156,8 +172,20 @@ fn follower_recreated_without_data_replaces_its_old_self() {
         "kept",
         "the new server caught up from the leader"
     );
+    let servers: Vec<_> = cluster
+        .servers
+        .iter()
+        .map(|s| {
+            if s.node == follower.node {
+                &follower
+            } else {
+                s
+            }
+        })
+        .cloned()
+        .collect();
     assert_eq!(
-        cluster.wait_leader(&env, &cluster.servers).node,
+        cluster.wait_leader(&env, &servers).node,
         leader.node,
         "the leader kept leading"
     );
