@@ -39,6 +39,18 @@ pub fn wait_for<T>(
     }
 }
 
+/// Waits until `c`'s address has left nginx's rendered upstream; returns when.
+pub fn wait_left_config(demo: &Demo, c: &Container, timeout: Duration) -> Result<Instant, String> {
+    let upstream = format!("server {}:", c.ip);
+    let (_, at) = wait_for(timeout, || {
+        let conf = demo.rendered_conf()?;
+        (!conf.contains(&upstream))
+            .then_some(())
+            .ok_or_else(|| format!("{upstream} still in the config"))
+    })?;
+    Ok(at)
+}
+
 /// The hostnames of `containers` (what demo-web answers).
 pub fn hostnames(containers: &[Container]) -> BTreeSet<String> {
     containers.iter().map(|c| c.hostname.clone()).collect()

@@ -30,7 +30,7 @@ use registry_e2e::{Demo, Traffic};
 
 use crate::{
     BUDGET, answered_by_exactly, failures, hostnames, wait_answered_by_exactly, wait_for,
-    web_containers,
+    wait_left_config, web_containers,
 };
 
 #[test]
@@ -100,14 +100,7 @@ fn nginx_follows_the_web_containers() {
     let issued = Instant::now();
     docker(&["stop", &victim.id]).unwrap();
     let stopped = Instant::now();
-    let (_, gone) = wait_for(Duration::from_secs(30), || {
-        let conf = demo.rendered_conf()?;
-        let upstream = format!("server {}:", victim.ip);
-        (!conf.contains(&upstream))
-            .then_some(())
-            .ok_or_else(|| format!("{upstream} still in the config"))
-    })
-    .unwrap();
+    let gone = wait_left_config(&demo, &victim, Duration::from_secs(30)).unwrap();
     // Let the traffic run on the new config for a while.
     std::thread::sleep(Duration::from_secs(1));
     let samples = traffic.samples();
@@ -157,14 +150,7 @@ fn nginx_follows_the_web_containers() {
     // The image has no shell: the flag file goes in with `docker cp`.
     docker(&["cp", flag.to_str().unwrap(), &dest]).unwrap();
     let _ = std::fs::remove_file(&flag);
-    let (_, gone) = wait_for(Duration::from_secs(10), || {
-        let conf = demo.rendered_conf()?;
-        let upstream = format!("server {}:", sick.ip);
-        (!conf.contains(&upstream))
-            .then_some(())
-            .ok_or_else(|| format!("{upstream} still in the config"))
-    })
-    .unwrap();
+    let gone = wait_left_config(&demo, &sick, Duration::from_secs(10)).unwrap();
     let healthy: BTreeSet<_> = hostnames(&web[1..]);
     wait_answered_by_exactly(&traffic, &healthy, Duration::from_secs(5)).unwrap();
     eprintln!(

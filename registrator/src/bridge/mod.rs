@@ -409,11 +409,7 @@ impl<D: Engine> Bridge<D> {
 
     /// The maintenance heartbeat of every Docker health check.
     async fn heartbeat_health(&mut self) {
-        let services: Vec<Service> = self
-            .all_tracked()
-            .filter(|t| t.state == RegState::Registered)
-            .map(|t| t.service.clone())
-            .collect();
+        let services = self.registered_services();
         for service in services {
             if let Some(health) = service.health {
                 self.report_health(&service, health).await;
@@ -423,11 +419,7 @@ impl<D: Engine> Bridge<D> {
 
     /// `-ttl-refresh`: re-write every registered service's TTL.
     async fn refresh_ttls(&mut self) {
-        let services: Vec<Service> = self
-            .all_tracked()
-            .filter(|t| t.state == RegState::Registered)
-            .map(|t| t.service.clone())
-            .collect();
+        let services = self.registered_services();
         for service in services {
             match self.backend.refresh(&service).await {
                 Ok(()) => tracing::debug!(service = %service.id, "refreshed: {}", service.id),
@@ -570,6 +562,14 @@ impl<D: Engine> Bridge<D> {
 
     fn all_tracked(&self) -> impl Iterator<Item = &Tracked> {
         self.tracked.values().flatten()
+    }
+
+    /// A copy of every registered service (the loops over it call the backend).
+    fn registered_services(&self) -> Vec<Service> {
+        self.all_tracked()
+            .filter(|t| t.state == RegState::Registered)
+            .map(|t| t.service.clone())
+            .collect()
     }
 
     /// The services of a running container (`None` when the `-tags` template fails

@@ -14,25 +14,32 @@ fn node_id(env: &Env, n: &crate::Node) -> Result<String, String> {
         .ok_or_else(|| format!("no Config.NodeID in {v}"))
 }
 
-#[test]
-fn restarted_follower_keeps_its_data_and_rejoins() {
-    let mut env = Env::new("restart");
-    let cluster = Cluster::start(&mut env, false);
-    cluster.wait_formed(&env);
-    let leader = cluster.wait_leader(&env, &cluster.servers);
-    // A follower that is not s1, the servers' -retry-join target (s1 itself
-    // rejoins through the others' reconnect; retry-join is the documented path).
+/// A formed three-server cluster, its leader, and a follower that holds
+/// `key` = `kept` locally. The follower is not s1, the servers' -retry-join
+/// target (s1 itself rejoins through the others' reconnect; retry-join is the
+/// documented path).
+fn formed_with_key(env: &mut Env, key: &str) -> (Cluster, crate::Node, crate::Node) {
+    let cluster = Cluster::start(env, false);
+    cluster.wait_formed(env);
+    let leader = cluster.wait_leader(env, &cluster.servers);
     let follower = cluster
         .servers
         .iter()
         .find(|s| s.node != leader.node && s.node != "s1")
         .unwrap()
         .clone();
-    env.http_put(&leader.ip, "/v1/kv/docker/restart/before", "kept")
+    env.http_put(&leader.ip, &format!("/v1/kv/{key}"), "kept")
         .unwrap();
     wait_for(WAIT_SHORT, "the follower has the key locally", || {
-        kv_get(&env, &follower, "docker/restart/before", true)
+        kv_get(env, &follower, key, true)
     });
+    (cluster, leader, follower)
+}
+
+#[test]
+fn restarted_follower_keeps_its_data_and_rejoins() {
+    let mut env = Env::new("restart");
+    let (cluster, leader, follower) = formed_with_key(&mut env, "docker/restart/before");
     let id_before = node_id(&env, &follower).unwrap();
 
     env.restart(&follower);
@@ -124,20 +131,7 @@ fn follower_recreated_elsewhere_leaves_no_stale_voter() {
 
 fn follower_recreated_without_data(new_ip: bool) {
     let mut env = Env::new(if new_ip { "recreate-ip" } else { "recreate" });
-    let cluster = Cluster::start(&mut env, false);
-    cluster.wait_formed(&env);
-    let leader = cluster.wait_leader(&env, &cluster.servers);
-    let follower = cluster
-        .servers
-        .iter()
-        .find(|s| s.node != leader.node && s.node != "s1")
-        .unwrap()
-        .clone();
-    env.http_put(&leader.ip, "/v1/kv/docker/recreate/before", "kept")
-        .unwrap();
-    wait_for(WAIT_SHORT, "the follower has the key locally", || {
-        kv_get(&env, &follower, "docker/recreate/before", true)
-    });
+    let (cluster, leader, follower) = formed_with_key(&mut env, "docker/recreate/before");
     let id_before = node_id(&env, &follower).unwrap();
 
     env.remove(&follower);
