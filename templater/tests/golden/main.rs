@@ -142,7 +142,7 @@ pub async fn fixture_agent() -> TestAgent {
     a
 }
 
-async fn put(a: &TestAgent, path: &str, body: serde_json::Value) {
+pub async fn put(a: &TestAgent, path: &str, body: serde_json::Value) {
     let r = a
         .http
         .put(a.url(path))

@@ -133,3 +133,64 @@ fn bad_template_reports_file_and_line() {
         "t.ctmpl:2: parse: function \"nosuch\" not defined"
     );
 }
+
+/// What this test does:
+/// - registers two `web` instances (one on a node address, one with its own);
+/// - renders the shipped `templates/` (the demo's nginx.ctmpl, its Handlebars
+///   twin nginx.hbs, haproxy.ctmpl) with the file's own dialect;
+/// - the twins render the same bytes, and each output routes to both instances.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shipped_templates_render() {
+    let a = fixture_agent().await;
+    for (node, addr, id, svc_addr) in [
+        ("web1", "10.0.0.1", "web-a", ""),
+        ("web2", "10.0.0.2", "web-b", "172.20.0.7"),
+    ] {
+        let body = serde_json::json!({
+            "Node": node,
+            "Address": addr,
+            "Service": {"ID": id, "Service": "web", "Address": svc_addr, "Port": 8080},
+        });
+        put(&a, "/v1/catalog/register", body).await;
+    }
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../templates");
+    let mut outputs = std::collections::BTreeMap::new();
+    for name in ["nginx.ctmpl", "nginx.hbs", "haproxy.ctmpl"] {
+        println!("--- step: {name}");
+        let path = dir.join(name);
+        let src = std::fs::read_to_string(&path).expect("read");
+        let t = Template::parse(name, &src, &options(&path)).unwrap_or_else(|e| panic!("{e}"));
+        let mut brain = Brain::new();
+        let (out, _) = render_loop(&a, &t, &mut brain).await;
+        let output = out
+            .output
+            .unwrap_or_else(|| panic!("{name}: missing {:?}", out.missing));
+        outputs.insert(name, output);
+    }
+    let nginx = &outputs["nginx.ctmpl"];
+    assert_eq!(
+        &outputs["nginx.hbs"], nginx,
+        "the Handlebars twin renders the same bytes"
+    );
+    for upstream in [
+        "server 10.0.0.1:8080;",
+        "server 172.20.0.7:8080;",
+        "listen 8888;",
+    ] {
+        assert!(
+            nginx.contains(upstream),
+            "nginx.ctmpl lacks {upstream:?}:\n{nginx}"
+        );
+    }
+    let haproxy = &outputs["haproxy.ctmpl"];
+    for server in [
+        "server 10.0.0.1:8080 10.0.0.1:8080 check",
+        "server 172.20.0.7:8080 172.20.0.7:8080 check",
+    ] {
+        assert!(
+            haproxy.contains(server),
+            "haproxy.ctmpl lacks {server:?}:\n{haproxy}"
+        );
+    }
+    a.shutdown().await;
+}
